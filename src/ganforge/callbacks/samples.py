@@ -1,0 +1,33 @@
+"""Sample grids from fixed noise after every epoch, by the EMA generator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pytorch_lightning import Callback, LightningModule, Trainer
+
+from ganforge.utils.images import image_grid, log_image, save_png
+
+
+class SampleGrid(Callback):
+    """Writes ``<dirpath>/epoch_XXXX.png`` and ``last.png`` and sends the grid to the loggers.
+
+    Args:
+        dirpath: folder for the PNG files.
+        every_n_epochs: how often to draw a grid.
+    """
+
+    def __init__(self, dirpath: str, every_n_epochs: int = 1):
+        self.dirpath, self.every_n_epochs = Path(dirpath), every_n_epochs
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if (trainer.current_epoch + 1) % self.every_n_epochs and not trainer.should_stop:
+            return
+        if not trainer.is_global_zero:
+            return
+        images = pl_module.generate(pl_module.fixed_noise, pl_module.fixed_labels if pl_module.num_classes else None)
+        grid = image_grid(images)
+        save_png(grid, self.dirpath / f"epoch_{trainer.current_epoch:04d}.png")
+        save_png(grid, self.dirpath / "last.png")
+        log_image(trainer, "samples/fixed_noise", grid, pl_module.iteration)
+

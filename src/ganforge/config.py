@@ -1,0 +1,84 @@
+"""Finding, composing and checking the config tree under ``conf/``.
+
+The entry points use Hydra's ``@hydra.main``; this module adds what Hydra does not do:
+a pre-flight check that turns a mistyped key into a message listing the valid keys.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+
+CONF_DIR = Path(os.environ.get("GANFORGE_CONF", Path(__file__).resolve().parents[2] / "conf"))
+
+
+class ConfigError(ValueError):
+    """A config is invalid; the message says which key and what is allowed."""
+
+
+def compose_config(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
+    """Compose ``conf/<config_name>.yaml`` with overrides, outside ``@hydra.main`` (tests, tools)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name, overrides=overrides or [], return_hydra_config=True)
+
+
+def _valid_keys(overrides: list[str], key: str, config_name: str) -> list[str] | None:
+    """Keys that exist at the parent of ``key`` once the group choices in ``overrides`` apply."""
+    parent, _, _ = key.rpartition(".")
+    kept = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != key and "." not in o.split("=", 1)[0]]
+    try:
+        cfg = compose_config(kept, config_name)
+    except HydraException:
+        return None
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    if not isinstance(node, DictConfig):
+        return None
+    return sorted(str(k) for k in node.keys() if k != "hydra")
+
+
+def precheck_overrides(argv: list[str], config_name: str = "train") -> str | None:
+    """Compose the command line's overrides once; return an error message or ``None``.
+
+    Hydra's own messages list the options of a config group; for a key that does not exist
+    this adds the keys that do, which Hydra's message leaves out.
+    """
+    if any(a in ("-m", "--multirun") or a.startswith("-") for a in argv):
+        return None  # flags (help, multirun, --cfg...) are Hydra's to handle
+    overrides = [a for a in argv if "=" in a and not a.startswith("hydra")]
+    try:
+        compose_config(overrides, config_name)
+    except HydraException as err:
+        message = str(err)
+        match = re.search(r"full_key: (\S+)", message) or re.search(r"Could not override '([^']+)'", message)
+        if match and "not in struct" in message:
+            key = match.group(1)
+            valid = _valid_keys(overrides, key, config_name)
+            if valid is not None:
+                where = key.rpartition(".")[0] or "the top level"
+                return f"Unknown config key '{key}'. Valid keys at {where}: {', '.join(valid)}"
+        return message
+    finally:
+        GlobalHydra.instance().clear()
+    return None
+
+
+def resolved_container(cfg: DictConfig) -> dict:
+    """The config as plain Python containers with every interpolation resolved (no ``hydra`` node)."""
+    data = OmegaConf.to_container(cfg, resolve=True)
+    data.pop("hydra", None)
+    return data
+
+
+def save_resolved(cfg: DictConfig, path: str | Path) -> Path:
+    """Write the resolved config as YAML; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(OmegaConf.to_yaml(OmegaConf.create(resolved_container(cfg))))
+    return path

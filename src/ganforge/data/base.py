@@ -1,0 +1,138 @@
+"""The data contract every ganforge DataModule follows.
+
+A batch is ``(images, labels)``: images float ``(N, C, H, W)`` in [-1, 1] and labels
+``int64 (N,)`` (all zeros for unlabeled data, where ``num_classes == 0``). Subclasses only
+say how to build the train and validation datasets; loaders, splits and the in-memory
+option live here once.
+"""
+
+from __future__ import annotations
+
+import torch
+from pytorch_lightning import LightningDataModule
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+
+
+def to_unit_range(images: torch.Tensor, max_value: float) -> torch.Tensor:
+    """Scale ``[0, max_value]`` pixels to [-1, 1] as float32."""
+    return images.float().div(max_value / 2.0).sub(1.0)
+
+
+def resize_batch(images: torch.Tensor, img_size: int) -> torch.Tensor:
+    """Resize an ``(N, C, H, W)`` float batch to ``img_size`` px with antialiased bilinear."""
+    if images.shape[-1] == img_size and images.shape[-2] == img_size:
+        return images
+    return torch.nn.functional.interpolate(
+        images, size=(img_size, img_size), mode="bilinear", align_corners=False, antialias=True
+    ).clamp(-1, 1)
+
+
+def match_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    """Make an ``(N, C, H, W)`` batch have ``channels`` channels (grey <-> RGB)."""
+    c = images.shape[1]
+    if c == channels:
+        return images
+    if c == 1:
+        return images.expand(-1, channels, -1, -1).contiguous()
+    if c == 3 and channels == 1:
+        weights = torch.tensor([0.299, 0.587, 0.114], dtype=images.dtype).view(1, 3, 1, 1)
+        return (images * weights).sum(1, keepdim=True)
+    raise ValueError(f"cannot convert {c}-channel images to {channels} channels")
+
+
+def materialize(dataset: Dataset) -> TensorDataset:
+    """Load every ``(image, label)`` item of a dataset into one pair of tensors."""
+    images, labels = zip(*(dataset[i] for i in range(len(dataset))), strict=True)
+    return TensorDataset(torch.stack(images), torch.as_tensor(labels, dtype=torch.long))
+
+
+def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shuffle ``range(n)`` with a fixed seed and cut off ``val_fraction`` for validation."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_val = int(round(n * val_fraction))
+    return perm[n_val:], perm[:n_val]
+
+
+class GANDataModule(LightningDataModule):
+    """Common loaders and splitting for image datasets.
+
+    Args:
+        img_size: side of the square images the model sees.
+        channels: channels the model sees (1 or 3); sources are converted to it.
+        batch_size: images per training batch.
+        num_workers: DataLoader worker processes (0 loads in the main process).
+        pin_memory: pin host memory for faster transfer to a GPU.
+        val_fraction: share of the data held out for validation and metrics.
+        split_seed: seed of the train/validation split, independent of the run seed.
+        in_memory: load the whole dataset into tensors once (fast for small data).
+    """
+
+    name = "base"
+    num_classes = 0
+
+    def __init__(
+        self,
+        img_size: int = 32,
+        channels: int = 1,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+        in_memory: bool = True,
+    ):
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size must be >= 1; got {batch_size}")
+        if not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"data.val_fraction must be in [0, 1); got {val_fraction}")
+        self.img_size, self.channels, self.batch_size = img_size, channels, batch_size
+        self.num_workers, self.pin_memory = num_workers, pin_memory
+        self.val_fraction, self.split_seed, self.in_memory = val_fraction, split_seed, in_memory
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+
+    # -- what subclasses provide -------------------------------------------------
+    def build_dataset(self) -> Dataset:
+        """Return the whole dataset of ``(image, label)`` items, already scaled and sized."""
+        raise NotImplementedError
+
+    def build_val_dataset(self) -> Dataset | None:
+        """Return a dedicated validation set, or None to split one off the training data."""
+        return None
+
+    # -- shared machinery --------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        full = self.build_dataset()
+        val = self.build_val_dataset()
+        if self.in_memory and not isinstance(full, TensorDataset):
+            full = materialize(full)
+            val = materialize(val) if val is not None else None
+        if len(full) == 0:
+            raise ValueError(f"data '{self.name}' is empty")
+        if val is None and self.val_fraction > 0:
+            train_idx, val_idx = split_indices(len(full), self.val_fraction, self.split_seed)
+            self.train_set, self.val_set = Subset(full, train_idx.tolist()), Subset(full, val_idx.tolist())
+        else:
+            self.train_set, self.val_set = full, val
+
+    def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last and len(dataset) >= self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True, drop_last=True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        if not self.val_set:
+            return []
+        return self._loader(self.val_set, shuffle=False, drop_last=False)

@@ -1,0 +1,1 @@
+"""Adversarial losses and regularizers as pure functions returning a scalar tensor."""

@@ -1,0 +1,61 @@
+"""The adversarial objective a GAN module trains with: a D loss, a G loss, D steps per G step
+and the penalties added to D's loss. Built from the ``loss`` config group."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import torch
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class Penalty:
+    """A regularizer added to the discriminator loss.
+
+    Args:
+        fn: ``fn(discriminator, real, fake, labels=..., fake_labels=...) -> scalar tensor``.
+        weight: multiplier of the penalty.
+        every: apply on every k-th D step only (lazy regularization, Karras et al. 2020);
+            the weight is then multiplied by k so the expected gradient is unchanged.
+    """
+
+    fn: Callable[..., torch.Tensor]
+    weight: float = 1.0
+    every: int = 1
+
+    def __post_init__(self) -> None:
+        if self.every < 1:
+            raise ValueError(f"penalty 'every' must be >= 1; got {self.every}")
+        if self.weight < 0:
+            raise ValueError(f"penalty weight must be >= 0; got {self.weight}")
+
+
+@dataclass
+class GANObjective:
+    """What a training step optimizes.
+
+    Args:
+        d_loss: ``d_loss(real_logits, fake_logits)``.
+        g_loss: ``g_loss(fake_logits, real_logits)``.
+        n_critic: discriminator steps per generator step.
+        g_needs_real: the G loss reads D's logits on real data (relativistic losses).
+        threshold: logit above which D calls an image real, for the accuracy diagnostics;
+            ``None`` uses the midpoint of the batch's mean real and fake logits
+            (critics with no fixed decision boundary, such as WGAN's).
+        penalties: named :class:`Penalty` objects added to the D loss.
+    """
+
+    d_loss: LossFn
+    g_loss: LossFn
+    n_critic: int = 1
+    g_needs_real: bool = False
+    threshold: float | None = 0.0
+    penalties: Mapping[str, Penalty] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.n_critic < 1:
+            raise ValueError(f"loss.n_critic must be >= 1; got {self.n_critic}")
+        self.penalties = {name: p for name, p in (self.penalties or {}).items() if p is not None}

@@ -1,0 +1,1 @@
+"""Plain ``nn.Module`` generators and discriminators; they import only torch."""
