@@ -1,0 +1,62 @@
+"""Shared fixtures: compose the real config, then shrink it to CPU, tiny widths and few steps."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from ganforge.config import compose_config
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+
+# Overrides that make any generation run take seconds on a CPU.
+TINY = [
+    "trainer.accelerator=cpu",
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=2",
+    "+trainer.limit_val_batches=1",
+    "trainer.enable_model_summary=false",
+    "data.batch_size=8",
+    "logger=[csv]",
+    "~callbacks.progress_bar",
+]
+
+
+def compose_tiny(tmp_path: Path, overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
+    """Compose ``conf/<config_name>.yaml`` with tiny settings and the run folder under ``tmp_path``."""
+    cfg = compose_config([*TINY, *(overrides or [])], config_name)
+    run_dir = tmp_path / "run"
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(run_dir)
+        cfg.paths.outputs_root = str(tmp_path / "outputs")
+        cfg.hydra.runtime.output_dir = str(run_dir)
+        if "model" in cfg and "generator" in cfg.model and "width" in cfg.model.generator:
+            cfg.model.generator.width = min(cfg.model.generator.width, 8)
+        if "model" in cfg and "discriminator" in cfg.model and "width" in cfg.model.discriminator:
+            cfg.model.discriminator.width = min(cfg.model.discriminator.width, 8)
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+@pytest.fixture
+def tiny_cfg(tmp_path):
+    """A factory: ``tiny_cfg(["data=digits", ...])`` returns a composed, shrunk config."""
+
+    def make(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
+        return compose_tiny(tmp_path, overrides, config_name)
+
+    return make
+
+
+def conf_options(group: str) -> list[str]:
+    """Every option of a config group, by file name."""
+    root = Path(__file__).resolve().parents[1] / "conf" / group
+    return sorted(p.stem for p in root.glob("*.yaml"))
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    return OmegaConf.to_yaml(cfg)
