@@ -20,13 +20,16 @@ TINY = [
     "+trainer.limit_train_batches=2",
     "+trainer.limit_val_batches=1",
     "trainer.enable_model_summary=false",
+    "trainer.log_every_n_steps=1",
     "data.batch_size=8",
     "logger=[csv]",
     "~callbacks.progress_bar",
 ]
 
 
-def compose_tiny(tmp_path: Path, overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
+def compose_tiny(
+    tmp_path: Path, overrides: list[str] | None = None, config_name: str = "train"
+) -> DictConfig:
     """Compose ``conf/<config_name>.yaml`` with tiny settings and the run folder under ``tmp_path``."""
     cfg = compose_config([*TINY, *(overrides or [])], config_name)
     run_dir = tmp_path / "run"

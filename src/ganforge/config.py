@@ -13,7 +13,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 CONF_DIR = Path(os.environ.get("GANFORGE_CONF", Path(__file__).resolve().parents[2] / "conf"))
 
@@ -55,7 +55,7 @@ def precheck_overrides(argv: list[str], config_name: str = "train") -> str | Non
     try:
         compose_config(overrides, config_name)
     except HydraException as err:
-        message = str(err)
+        message = str(err) if err.__cause__ is None else f"{err}\n{err.__cause__}"
         match = re.search(r"full_key: (\S+)", message) or re.search(r"Could not override '([^']+)'", message)
         if match and "not in struct" in message:
             key = match.group(1)
@@ -71,9 +71,13 @@ def precheck_overrides(argv: list[str], config_name: str = "train") -> str | Non
 
 def resolved_container(cfg: DictConfig) -> dict:
     """The config as plain Python containers with every interpolation resolved (no ``hydra`` node)."""
-    data = OmegaConf.to_container(cfg, resolve=True)
-    data.pop("hydra", None)
-    return data
+    return {
+        str(k): OmegaConf.to_container(cfg[k], resolve=True)
+        if isinstance(cfg[k], (DictConfig, ListConfig))
+        else cfg[k]
+        for k in cfg
+        if k != "hydra"
+    }
 
 
 def save_resolved(cfg: DictConfig, path: str | Path) -> Path:

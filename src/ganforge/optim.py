@@ -16,7 +16,9 @@ def constant_then_linear_decay(optimizer: Optimizer, constant_epochs: int, decay
         decay_epochs: steps over which the rate falls to zero.
     """
     if constant_epochs < 0 or decay_epochs < 1:
-        raise ValueError(f"need constant_epochs >= 0 and decay_epochs >= 1; got {constant_epochs}, {decay_epochs}")
+        raise ValueError(
+            f"need constant_epochs >= 0 and decay_epochs >= 1; got {constant_epochs}, {decay_epochs}"
+        )
 
     def factor(step: int) -> float:
         return 1.0 - max(0, step + 1 - constant_epochs) / float(decay_epochs + 1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 import hydra
@@ -22,6 +23,8 @@ from ganforge.config import CONF_DIR, precheck_overrides, resolved_container, sa
 from ganforge.utils.checkpoint import resolve_ckpt_path
 
 log = logging.getLogger("ganforge")
+# The run folder already holds config.yaml when the CSV logger starts; it only ever replaces metrics.csv.
+warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path) -> list:

@@ -25,9 +25,10 @@ class SampleGrid(Callback):
             return
         if not trainer.is_global_zero:
             return
-        images = pl_module.generate(pl_module.fixed_noise, pl_module.fixed_labels if pl_module.num_classes else None)
+        images = pl_module.generate(
+            pl_module.fixed_noise, pl_module.fixed_labels if pl_module.num_classes else None
+        )
         grid = image_grid(images)
         save_png(grid, self.dirpath / f"epoch_{trainer.current_epoch:04d}.png")
         save_png(grid, self.dirpath / "last.png")
         log_image(trainer, "samples/fixed_noise", grid, pl_module.iteration)
-

@@ -13,7 +13,9 @@ from torch.utils.data import TensorDataset
 from ganforge.data.base import GANDataModule, match_channels, resize_batch, to_unit_range
 
 
-def _tensor_dataset(pixels, labels, side: int, max_value: float, img_size: int, channels: int) -> TensorDataset:
+def _tensor_dataset(
+    pixels, labels, side: int, max_value: float, img_size: int, channels: int
+) -> TensorDataset:
     images = torch.as_tensor(pixels, dtype=torch.float32).view(-1, 1, side, side)
     images = match_channels(resize_batch(to_unit_range(images, max_value), img_size), channels)
     return TensorDataset(images.contiguous(), torch.as_tensor(labels, dtype=torch.long))

@@ -8,7 +8,7 @@ training starts (or skipped with a warning when ``skip_corrupt=true``).
 
 from __future__ import annotations
 
-import logging
+import warnings
 from pathlib import Path
 
 import torch
@@ -16,8 +16,6 @@ from torch.utils.data import Dataset
 
 from ganforge.data.base import GANDataModule
 from ganforge.data.transforms import IMAGE_EXTENSIONS, ImageLoadError, image_transform, load_image
-
-log = logging.getLogger(__name__)
 
 
 def find_images(root: str | Path) -> list[Path]:
@@ -45,7 +43,7 @@ def check_images(files: list[Path], channels: int, skip_corrupt: bool) -> list[P
         except ImageLoadError as err:
             if not skip_corrupt:
                 raise ImageLoadError(f"{err} (set data.skip_corrupt=true to skip such files)") from err
-            log.warning("skipping %s", err)
+            warnings.warn(f"skipping {err}", stacklevel=2)
             continue
         good.append(path)
     if not good:
@@ -56,7 +54,9 @@ def check_images(files: list[Path], channels: int, skip_corrupt: bool) -> list[P
 class ImageFolderDataset(Dataset):
     """Images below a folder, resized and cropped to ``img_size``, scaled to [-1, 1]."""
 
-    def __init__(self, files: list[Path], labels: list[int], img_size: int, channels: int, crop: str = "center"):
+    def __init__(
+        self, files: list[Path], labels: list[int], img_size: int, channels: int, crop: str = "center"
+    ):
         self.files, self.labels, self.channels = files, labels, channels
         self.transform = image_transform(img_size, crop)
 
@@ -81,7 +81,11 @@ class ImageFolderDataModule(GANDataModule):
 
     def __init__(self, root: str, class_subfolders: bool = False, skip_corrupt: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self.root, self.class_subfolders, self.skip_corrupt = Path(root).expanduser(), class_subfolders, skip_corrupt
+        self.root, self.class_subfolders, self.skip_corrupt = (
+            Path(root).expanduser(),
+            class_subfolders,
+            skip_corrupt,
+        )
         self.classes: list[str] = []
 
     def build_dataset(self) -> ImageFolderDataset:
@@ -91,7 +95,9 @@ class ImageFolderDataModule(GANDataModule):
             subdirs = [f.relative_to(self.root).parts for f in files]
             loose = [f for f, parts in zip(files, subdirs, strict=True) if len(parts) < 2]
             if loose:
-                raise ValueError(f"class_subfolders=true but {loose[0]} is not inside a class subfolder of {self.root}")
+                raise ValueError(
+                    f"class_subfolders=true but {loose[0]} is not inside a class subfolder of {self.root}"
+                )
             self.classes = sorted({parts[0] for parts in subdirs})
             labels = [self.classes.index(parts[0]) for parts in subdirs]
             self.num_classes = len(self.classes)

@@ -51,7 +51,9 @@ class TorchvisionDataModule(GANDataModule):
             steps.insert(0, v2.Grayscale(self.channels))
         transform = v2.Compose(steps)
         try:
-            return self.dataset_class(str(self.root), train=train, download=self.download, transform=transform)
+            return self.dataset_class(
+                str(self.root), train=train, download=self.download, transform=transform
+            )
         except Exception as err:  # torchvision raises RuntimeError, URLError or OSError here
             how = "the download failed" if self.download else "download=false"
             raise FileNotFoundError(

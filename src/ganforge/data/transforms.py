@@ -35,7 +35,9 @@ def to_mode(img: Image.Image, channels: int) -> Image.Image:
         img = Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
     elif img.mode == "F":
         arr = np.asarray(img, dtype=np.float64)
-        img = Image.fromarray(np.clip(arr * (255.0 if arr.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8), "L")
+        img = Image.fromarray(
+            np.clip(arr * (255.0 if arr.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8), "L"
+        )
     elif img.mode == "P" and "transparency" in img.info or img.mode in ("RGBA", "LA", "PA"):
         img = _flatten_alpha(img)
     return img.convert("L" if channels == 1 else "RGB")

@@ -164,8 +164,15 @@ class GANModule(LightningModule):
         self._step_schedulers("iteration")
         self.log_dict(logs, on_step=True, on_epoch=False, batch_size=n)
         self.log_dict(
-            {"d_loss": logs["train/d_loss"], **({"g_loss": logs["train/g_loss"]} if "train/g_loss" in logs else {})},
-            prog_bar=True, logger=False, on_step=True, on_epoch=False, batch_size=n,
+            {
+                "d_loss": logs["train/d_loss"],
+                **({"g_loss": logs["train/g_loss"]} if "train/g_loss" in logs else {}),
+            },
+            prog_bar=True,
+            logger=False,
+            on_step=True,
+            on_epoch=False,
+            batch_size=n,
         )
         if self.max_iters is not None and self.iteration >= self.max_iters:
             self.trainer.should_stop = True
@@ -201,7 +208,9 @@ class GANModule(LightningModule):
         threshold = self.objective.threshold
         if threshold is None:
             return
-        self.log("val/d_acc_real", (logits > threshold).float().mean(), on_epoch=True, batch_size=real.shape[0])
+        self.log(
+            "val/d_acc_real", (logits > threshold).float().mean(), on_epoch=True, batch_size=real.shape[0]
+        )
 
     # ----------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -29,9 +29,7 @@ def resolution_plan(img_size: int) -> tuple[int, int]:
             n_up += 1
         if size == base and n_up >= 1:
             return base, n_up
-    raise ValueError(
-        f"DCGAN needs img_size = 4*2^k or 7*2^k (e.g. 16, 28, 32, 64, 128); got {img_size}"
-    )
+    raise ValueError(f"DCGAN needs img_size = 4*2^k or 7*2^k (e.g. 16, 28, 32, 64, 128); got {img_size}")
 
 
 def _init_dcgan_weights(module: nn.Module) -> None:
@@ -67,7 +65,11 @@ class DCGANGenerator(nn.Module):
             nn.ReLU(True),
         ]
         for _ in range(n_up - 1):
-            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+            layers += [
+                nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(ch // 2),
+                nn.ReLU(True),
+            ]
             ch //= 2
         layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)

@@ -78,7 +78,9 @@ def resolve_ckpt_path(ckpt_path: str | None, outputs_root: str | Path) -> str | 
     if not ckpt_path:
         return None
     if str(ckpt_path) == "last":
-        candidates = sorted(Path(outputs_root).glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+        candidates = sorted(
+            Path(outputs_root).glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime
+        )
         if not candidates:
             raise CheckpointError(f"ckpt_path=last but no checkpoints/last.ckpt exists below {outputs_root}")
         return str(candidates[-1])

@@ -1,0 +1,19 @@
+"""Small data factories for tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def write_images(folder: Path, n: int = 4, size: int = 20, mode: str = "RGB", suffix: str = ".png") -> Path:
+    """Write ``n`` random images into ``folder`` and return it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        channels = {"RGB": 3, "L": 1, "RGBA": 4}[mode]
+        arr = rng.integers(0, 256, (size, size, channels), dtype=np.uint8)
+        Image.fromarray(arr.squeeze(-1) if channels == 1 else arr, mode).save(folder / f"img_{i:03d}{suffix}")
+    return folder
