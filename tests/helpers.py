@@ -17,3 +17,22 @@ def write_images(folder: Path, n: int = 4, size: int = 20, mode: str = "RGB", su
         arr = rng.integers(0, 256, (size, size, channels), dtype=np.uint8)
         Image.fromarray(arr.squeeze(-1) if channels == 1 else arr, mode).save(folder / f"img_{i:03d}{suffix}")
     return folder
+
+
+class ExplodingLoss:
+    """A D loss that turns NaN on chosen calls (1-based), to exercise the divergence guard."""
+
+    calls = 0
+    nan_on: set[int] = set()
+
+    @classmethod
+    def reset(cls, nan_on: set[int]) -> None:
+        cls.calls, cls.nan_on = 0, set(nan_on)
+
+
+def exploding_d_loss(real_logits, fake_logits):
+    from ganforge.losses.adversarial import d_loss_bce
+
+    ExplodingLoss.calls += 1
+    loss = d_loss_bce(real_logits, fake_logits)
+    return loss * float("nan") if ExplodingLoss.calls in ExplodingLoss.nan_on else loss

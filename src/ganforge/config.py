@@ -86,3 +86,72 @@ def save_resolved(cfg: DictConfig, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(OmegaConf.to_yaml(OmegaConf.create(resolved_container(cfg))))
     return path
+
+
+_PRECISIONS = {"32-true", "32", "64-true", "64", "bf16-mixed", "16-mixed", "bf16-true", "16-true"}
+
+# (key, type, check, what the check means); a key absent from the composed config is skipped.
+_RULES: list[tuple[str, type, object, str]] = [
+    ("seed", int, lambda v: v >= 0, ">= 0"),
+    ("data.batch_size", int, lambda v: v >= 1, ">= 1"),
+    ("data.img_size", int, lambda v: v >= 4, ">= 4"),
+    ("data.channels", int, lambda v: v in (1, 3), "1 or 3"),
+    ("data.num_workers", int, lambda v: v >= 0, ">= 0"),
+    ("data.val_fraction", float, lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("optimizer.generator.lr", float, lambda v: v > 0, "> 0"),
+    ("optimizer.discriminator.lr", float, lambda v: v > 0, "> 0"),
+    ("loss.n_critic", int, lambda v: v >= 1, ">= 1"),
+    ("model.latent_dim", int, lambda v: v >= 1, ">= 1"),
+    ("model.ema_decay", float, lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("model.max_iters", int, lambda v: v >= 1, ">= 1 (or null)"),
+    ("model.grad_clip", float, lambda v: v > 0, "> 0 (or null)"),
+    ("trainer.max_epochs", int, lambda v: v >= 1 or v == -1, ">= 1 (or -1 for no limit)"),
+    ("trainer.precision", str, lambda v: str(v) in _PRECISIONS, "one of " + ", ".join(sorted(_PRECISIONS))),
+]
+
+
+def _type_ok(value, kind: type) -> bool:
+    if isinstance(value, bool):
+        return kind is bool
+    if kind is float:
+        return isinstance(value, (int, float))
+    if kind is str:
+        return isinstance(value, (str, int))
+    return isinstance(value, kind)
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Check types and ranges of the values training depends on, before anything is built.
+
+    Raises:
+        ConfigError: one message per problem found, each naming the key, the value and what is allowed.
+    """
+    problems = []
+    for key, kind, check, allowed in _RULES:
+        try:
+            value = OmegaConf.select(cfg, key, throw_on_missing=True)
+        except Exception as err:  # a ??? value the user must set
+            problems.append(f"{key} must be set ({err.__class__.__name__})")
+            continue
+        if value is None:
+            continue
+        if not _type_ok(value, kind):
+            problems.append(
+                f"{key} must be {'a number' if kind is float else 'an integer' if kind is int else 'a string'}; "
+                f"got {value!r}"
+            )
+        elif not check(value):
+            problems.append(f"{key} must be {allowed}; got {value!r}")
+    for side in ("generator", "discriminator"):
+        betas = OmegaConf.select(cfg, f"optimizer.{side}.betas")
+        if betas is not None and not all(_type_ok(b, float) and 0 <= b < 1 for b in betas):
+            problems.append(f"optimizer.{side}.betas must be two numbers in [0, 1); got {list(betas)}")
+    for side in ("generator", "discriminator"):
+        channels = OmegaConf.select(cfg, f"model.{side}.channels")
+        data_channels = OmegaConf.select(cfg, "data.channels")
+        if channels is not None and data_channels is not None and channels != data_channels:
+            problems.append(
+                f"model.{side}.channels = {channels} but data.channels = {data_channels}; they must match"
+            )
+    if problems:
+        raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))

@@ -19,8 +19,27 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.loggers import CSVLogger
 
-from ganforge.config import CONF_DIR, precheck_overrides, resolved_container, save_resolved
-from ganforge.utils.checkpoint import resolve_ckpt_path
+from ganforge.callbacks.divergence import DivergenceError
+from ganforge.config import (
+    CONF_DIR,
+    ConfigError,
+    precheck_overrides,
+    resolved_container,
+    save_resolved,
+    validate_config,
+)
+from ganforge.data.transforms import ImageLoadError
+from ganforge.utils.checkpoint import AtomicCheckpointIO, CheckpointError, resolve_ckpt_path
+
+# Errors that are the user's to fix: shown as one message, without a traceback.
+USER_ERRORS = (
+    ConfigError,
+    CheckpointError,
+    DivergenceError,
+    ImageLoadError,
+    FileNotFoundError,
+    PermissionError,
+)
 
 log = logging.getLogger("ganforge")
 # The run folder already holds config.yaml when the CSV logger starts; it only ever replaces metrics.csv.
@@ -35,23 +54,54 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
     return loggers
 
 
-def build_module(cfg: DictConfig, datamodule: pl.LightningDataModule) -> pl.LightningModule:
+def build_module(cfg: DictConfig, datamodule: pl.LightningDataModule | None) -> pl.LightningModule:
     """Instantiate the training scheme named by ``model._target_`` with its networks, loss and optimizers."""
     module = instantiate(cfg.model, loss=cfg.loss, optimizer=cfg.optimizer, _convert_="all")
     module.run_config = resolved_container(cfg)
+    if datamodule is not None:
+        check_compatible(module, datamodule)
     return module
+
+
+def check_compatible(module: pl.LightningModule, datamodule: pl.LightningDataModule) -> None:
+    """Reject model/data pairs that cannot train together, before training starts."""
+    wanted = getattr(module, "num_classes", 0)
+    datamodule.setup("fit")
+    available = getattr(datamodule, "num_classes", 0)
+    if wanted and not available:
+        raise ConfigError(
+            f"the model is conditional (model.num_classes={wanted}) but data '{datamodule.name}' has no labels; "
+            "use an unconditional model or labeled data (e.g. data.class_subfolders=true for image_folder)"
+        )
+    if wanted and wanted != available:
+        raise ConfigError(f"model.num_classes={wanted} but data '{datamodule.name}' has {available} classes")
+
+
+def prepare_run_dir(run_dir: Path) -> None:
+    """Create the run folder and make sure it is writable, before any training."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write_test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise PermissionError(f"cannot write to the run folder {run_dir}: {err.strerror or err}") from err
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run one training job from a composed config; returns the final logged metrics."""
+    validate_config(cfg)
     run_dir = Path(cfg.paths.output_dir)
+    prepare_run_dir(run_dir)
     pl.seed_everything(cfg.seed, workers=True)
     save_resolved(cfg, run_dir / "config.yaml")
 
     datamodule = instantiate(cfg.data)
     module = build_module(cfg, datamodule)
     callbacks = [instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg, run_dir))
+    trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg, run_dir), plugins=[AtomicCheckpointIO()]
+    )
 
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), outputs_root=Path(cfg.paths.outputs_root) / cfg.name)
     if ckpt_path:
@@ -64,7 +114,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
-    metrics = train(cfg)
+    try:
+        metrics = train(cfg)
+    except USER_ERRORS as err:
+        log.error("%s", err)
+        print(f"ganforge-train: {err}", file=sys.stderr)
+        sys.exit(1)
     objective = cfg.get("optimized_metric")
     return metrics.get(objective) if objective else None
 

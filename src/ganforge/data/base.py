@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import torch
 from pytorch_lightning import LightningDataModule
-from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset, TensorDataset
+
+from ganforge.utils.seeding import run_seed
 
 
 def to_unit_range(images: torch.Tensor, max_value: float) -> torch.Tensor:
@@ -51,6 +53,27 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor,
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_val = int(round(n * val_fraction))
     return perm[n_val:], perm[:n_val]
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """A random order that depends only on ``(seed, epoch)``.
+
+    Lightning calls :meth:`set_epoch` before every epoch, so a run resumed at an epoch boundary
+    sees exactly the batches an uninterrupted run would have seen.
+    """
+
+    def __init__(self, data_source: Dataset, seed: int = 0):
+        self.n, self.seed, self.epoch = len(data_source), seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=generator).tolist())
 
 
 class GANDataModule(LightningDataModule):
@@ -122,7 +145,7 @@ class GANDataModule(LightningDataModule):
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=EpochShuffleSampler(dataset, run_seed()) if shuffle else None,
             drop_last=drop_last and len(dataset) >= self.batch_size,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,

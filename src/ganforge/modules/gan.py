@@ -14,15 +14,18 @@ x-axis of every logged value; ``self.g_steps`` counts generator steps. Lightning
 from __future__ import annotations
 
 import copy
+import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from pytorch_lightning import LightningModule
 from torch import nn
 
 from ganforge.losses.objective import GANObjective
 from ganforge.modules.ema import ema_beta, ema_update
+from ganforge.utils.seeding import run_seed
 
 
 class GANModule(LightningModule):
@@ -70,6 +73,7 @@ class GANModule(LightningModule):
         self.iteration = 0
         self.g_steps = 0
         self.run_config: dict | None = None  # the resolved run config, stored in every checkpoint
+        self.last_losses: dict[str, torch.Tensor] = {}  # read by the divergence guard
         noise_gen = torch.Generator().manual_seed(1234)
         self.register_buffer("fixed_noise", torch.randn(n_fixed_samples, latent_dim, generator=noise_gen))
         fixed_labels = torch.arange(n_fixed_samples) % max(num_classes, 1)
@@ -160,6 +164,7 @@ class GANModule(LightningModule):
             ema_update(self.generator_ema, self.generator, ema_beta(self.ema_decay, self.g_steps))
             logs["train/g_loss"] = g_loss.detach()
 
+        self.last_losses = {k: v for k, v in logs.items() if k.endswith("loss")}
         self.iteration += 1
         self._step_schedulers("iteration")
         self.log_dict(logs, on_step=True, on_epoch=False, batch_size=n)
@@ -196,6 +201,22 @@ class GANModule(LightningModule):
             return
         for scheduler in self.lr_schedulers():
             scheduler.step()
+
+    def on_train_epoch_start(self) -> None:
+        # Lightning's own epoch count for samplers differs after a restart; the data order
+        # must follow the epoch number itself.
+        sampler = getattr(self.trainer.train_dataloader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(self.current_epoch)
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        if batch_idx == 0:
+            # Random draws depend only on (run seed, epoch, rank), reseeded once the epoch's first
+            # batch is in hand: a run resumed at an epoch boundary draws what an uninterrupted one does.
+            seed = (run_seed() * 1_000_003 + self.current_epoch * 1_009 + self.global_rank) % 2**32
+            random.seed(seed)
+            np.random.seed(seed)
+            torch.manual_seed(seed)
 
     def on_train_epoch_end(self) -> None:
         self._step_schedulers("epoch")

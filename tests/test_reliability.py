@@ -1,0 +1,229 @@
+"""Crashes, divergence, corrupt checkpoints, unwritable folders and bad values."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganforge.callbacks.divergence import DivergenceError
+from ganforge.config import ConfigError, compose_config, validate_config
+from ganforge.generate import generate
+from ganforge.train import train
+from ganforge.utils.checkpoint import AtomicCheckpointIO, CheckpointError, load_checkpoint
+from tests.helpers import ExplodingLoss, write_images
+
+BIN = Path(sys.executable).parent
+
+
+# ------------------------------------------------------------------ checkpoints
+def test_truncated_and_foreign_checkpoints_are_named(tiny_cfg, tmp_path):
+    train(tiny_cfg([]))
+    good = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"weights": torch.zeros(2)}, foreign)
+    unsafe = tmp_path / "unsafe.ckpt"
+    torch.save({"state_dict": {}, "ganforge": {}, "obj": Path("x")}, unsafe)
+    for path, reason in [
+        (truncated, "truncated or corrupt"),
+        (foreign, "not a ganforge checkpoint"),
+        (unsafe, "cannot be loaded safely"),
+        (tmp_path / "missing.ckpt", "not found"),
+    ]:
+        with pytest.raises(CheckpointError, match=reason) as info:
+            generate(path, n=1)
+        assert str(path) in str(info.value)
+    with pytest.raises(CheckpointError, match="truncated"):
+        train(tiny_cfg([f"ckpt_path={truncated}"]))
+
+
+def test_atomic_save_keeps_previous_checkpoint_on_full_disk(tmp_path, monkeypatch):
+    io = AtomicCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"value": torch.tensor(1.0)}, path)
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(CheckpointError, match="No space left on device") as info:
+        io.save_checkpoint({"value": torch.tensor(2.0)}, path)
+    assert str(path) in str(info.value) and "intact" in str(info.value)
+    assert torch.load(path, weights_only=True)["value"] == 1.0
+    assert list(tmp_path.iterdir()) == [path]  # the temporary file is gone
+
+
+def test_kill_during_save_leaves_previous_checkpoint(tmp_path, monkeypatch):
+    io = AtomicCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"value": torch.tensor(1.0)}, path)
+
+    def killed(src, dst):
+        raise KeyboardInterrupt  # the process dies between writing and renaming
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"value": torch.tensor(2.0)}, path)
+    assert torch.load(path, weights_only=True)["value"] == 1.0
+
+
+def test_unwritable_output_folder_fails_before_training(tiny_cfg, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    cfg = tiny_cfg([])
+    cfg.paths.output_dir = str(blocker / "run")
+    with pytest.raises(PermissionError, match="cannot write to the run folder"):
+        train(cfg)
+
+
+# ------------------------------------------------------------------ divergence
+def test_divergence_stops_and_keeps_last_good_checkpoint(tiny_cfg, tmp_path):
+    ExplodingLoss.reset({4})
+    cfg = tiny_cfg(
+        [
+            "trainer.max_epochs=3",
+            "trainer.limit_train_batches=3",
+            "loss.d_loss._target_=tests.helpers.exploding_d_loss",
+        ]
+    )
+    with pytest.raises(
+        DivergenceError, match=r"iteration 4.*train/d_loss = nan.*last good checkpoint"
+    ) as info:
+        train(cfg)
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert "last.ckpt" in str(info.value)
+    assert ckpt["ganforge"]["iteration"] == 3  # end of epoch 0: nothing after the NaN was saved
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+
+
+def test_divergence_rollback_lowers_learning_rate_and_continues(tiny_cfg, tmp_path):
+    ExplodingLoss.reset({4})
+    cfg = tiny_cfg(
+        [
+            "trainer.max_epochs=2",
+            "trainer.limit_train_batches=3",
+            "callbacks.divergence.action=rollback",
+            "loss.d_loss._target_=tests.helpers.exploding_d_loss",
+        ]
+    )
+    train(cfg)
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert [s["param_groups"][0]["lr"] for s in ckpt["optimizer_states"]] == pytest.approx([1e-4, 1e-4])
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+
+
+# ------------------------------------------------------------------ bad config
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("optimizer.generator.lr=-1e-4", "optimizer.generator.lr must be > 0; got -0.0001"),
+        ("data.batch_size=0", "data.batch_size must be >= 1; got 0"),
+        ("loss.n_critic=0", "loss.n_critic must be >= 1; got 0"),
+        ("trainer.max_epochs=ten", "trainer.max_epochs must be an integer; got 'ten'"),
+        ("optimizer.discriminator.betas=[0.5,1.5]", "betas must be two numbers in [0, 1)"),
+        ("model.generator.channels=3", "model.generator.channels = 3 but data.channels = 1"),
+        ("trainer.precision=8-mixed", "trainer.precision must be one of"),
+    ],
+)
+def test_bad_values_fail_before_training_with_one_message(override, message):
+    with pytest.raises(ConfigError) as info:
+        validate_config(compose_config([override]))
+    assert message in str(info.value)
+
+
+def test_conditional_model_on_unlabeled_data_is_rejected(tiny_cfg, tmp_path):
+    cfg = tiny_cfg(
+        [
+            "data=image_folder",
+            f"data.root={write_images(tmp_path / 'imgs', n=10)}",
+            "data.img_size=16",
+            "model.num_classes=10",
+        ]
+    )
+    with pytest.raises(ConfigError, match="conditional .* has no labels"):
+        train(cfg)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_cli_reports_bad_value_without_traceback(tmp_path):
+    proc = subprocess.run(
+        [str(BIN / "ganforge-train"), "data.batch_size=0", f"paths.outputs_root={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "data.batch_size must be >= 1; got 0" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------------------ crash and resume
+def _train_cmd(root: Path, epochs: int, *extra: str) -> list[str]:
+    return [
+        str(BIN / "ganforge-train"),
+        "data=digits",
+        "data.batch_size=16",
+        "model.generator.width=16",
+        "model.discriminator.width=16",
+        f"trainer.max_epochs={epochs}",
+        "+trainer.limit_train_batches=40",
+        "trainer.deterministic=true",
+        "trainer.accelerator=cpu",
+        "logger=[csv]",
+        "~callbacks.progress_bar",
+        f"paths.outputs_root={root}",
+        "name=crash",
+        *extra,
+    ]
+
+
+def _generator_weights(ckpt: Path) -> dict[str, torch.Tensor]:
+    state = load_checkpoint(ckpt)["state_dict"]
+    return {k: v for k, v in state.items() if k.startswith(("generator.", "generator_ema."))}
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    straight = subprocess.run(
+        _train_cmd(tmp_path / "straight", 3), capture_output=True, text=True, env=env, timeout=300
+    )
+    assert straight.returncode == 0, straight.stderr[-2000:]
+
+    victim = subprocess.Popen(
+        _train_cmd(tmp_path / "killed", 3), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
+    deadline = time.monotonic() + 240
+    while (
+        not list((tmp_path / "killed").glob("crash/*/checkpoints/last.ckpt")) and time.monotonic() < deadline
+    ):
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)
+    assert victim.wait() == -signal.SIGKILL
+    interrupted = load_checkpoint(next((tmp_path / "killed").glob("crash/*/checkpoints/last.ckpt")))
+    assert interrupted["epoch"] < 2  # it really died before the last epoch
+
+    time.sleep(1.1)  # the resumed run gets its own timestamped folder
+    resumed = subprocess.run(
+        _train_cmd(tmp_path / "killed", 3, "ckpt_path=last"),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    finals = sorted((tmp_path / "killed").glob("crash/*/checkpoints/last.ckpt"))
+    assert len(finals) == 2
+    expected = _generator_weights(next((tmp_path / "straight").glob("crash/*/checkpoints/last.ckpt")))
+    got = _generator_weights(finals[-1])
+    assert expected.keys() == got.keys()
+    for key in expected:
+        assert (expected[key].float() - got[key].float()).abs().max() <= 1e-6, key
