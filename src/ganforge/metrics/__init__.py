@@ -1,0 +1,1 @@
+"""Quality metrics of generated images and the feature networks they use."""
