@@ -12,11 +12,11 @@ from ganforge.metrics.domain import (
     DEFAULT_WEIGHTS,
     DomainNetworkError,
     accuracy,
-    weights_sha256,
     load_digit_classifier,
     mnist5k_tensors,
     predict_digits,
     train_digit_classifier,
+    weights_sha256,
 )
 
 
