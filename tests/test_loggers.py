@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ganforge.callbacks.hparams import flatten, write_tensorboard_hparams
-from ganforge.loggers.wandb import resolve_mode
+from ganforge.loggers.wandb import resolve_mode, sweep_names
 from ganforge.train import train
 
 BIN = Path(sys.executable).parent
@@ -72,6 +72,22 @@ def test_wandb_mode_is_decided_before_init(monkeypatch, tmp_path):
     assert resolve_mode(offline=False) == "disabled"
 
 
+def test_wandb_group_is_the_sweep(tiny_cfg):
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import open_dict, read_write
+
+    cfg = tiny_cfg(["name=exp"])
+    assert sweep_names("exp")[0] == "exp"  # a single run: the experiment name
+    with read_write(cfg.hydra), open_dict(cfg.hydra):
+        cfg.hydra.mode = RunMode.MULTIRUN
+        cfg.hydra.sweep.dir = "outputs/exp/multirun_2026-01-01_00-00-00"
+        cfg.hydra.job.num = 3
+        cfg.hydra.job.override_dirname = "loss=hinge"
+    HydraConfig.instance().set_config(cfg)
+    assert sweep_names("exp") == ("exp/multirun_2026-01-01_00-00-00", "3:loss=hinge")
+
+
 def test_wandb_offline_run_holds_config_metrics_and_samples_without_network(tiny_cfg, tmp_path, monkeypatch):
     """No API key and no WANDB_MODE: the run goes offline by itself and sends nothing anywhere.
 
@@ -86,7 +102,7 @@ def test_wandb_offline_run_holds_config_metrics_and_samples_without_network(tiny
     monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{server.server_address[1]}")
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
     monkeypatch.setenv("WANDB_SILENT", "true")
-    cfg = tiny_cfg(["logger=[csv,tensorboard,wandb]", "tags=[smoke]", "name=wb"])
+    cfg = tiny_cfg(["data=digits", "logger=[csv,tensorboard,wandb]", "tags=[smoke]", "name=wb"])
     start = time.monotonic()
     try:
         train(cfg)
@@ -121,6 +137,25 @@ def test_wandb_offline_run_holds_config_metrics_and_samples_without_network(tiny
     (image,) = [h for h in history if h.get("samples/fixed_noise/_type") == "images/separated"]
     (filename,) = image["samples/fixed_noise/filenames"]
     assert (offline / "files" / filename).is_file()  # the sample grid itself, as a PNG
+
+    # The same run's TensorBoard log: sample grid, and hyperparameters with metrics for the HPARAMS tab.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    assert events.Tags()["images"] == ["samples/fixed_noise"]
+    hparams = {
+        tag: HParamsPluginData.FromString(content)
+        for tag, content in events.PluginTagToContent("hparams").items()
+    }
+    metric_tags = {m.name.tag for m in hparams["_hparams_/experiment"].experiment.metric_infos}
+    assert {"train/d_loss", "train/g_loss", "val/d_acc_real"} <= metric_tags <= set(events.Tags()["scalars"])
+    session = hparams["_hparams_/session_start_info"].session_start_info.hparams
+    assert (
+        session["data/img_size"].number_value == cfg.data.img_size
+        and session["loss/n_critic"].number_value == 1
+    )
 
 
 def free_port() -> int:

@@ -72,8 +72,9 @@ def samples_mosaic(groups: list[Group], path: Path, cell_inches: float = 1.8, dp
     fig, axes = plt.subplots(
         len(labelled),
         n_cols,
-        figsize=(cell_inches * n_cols, cell_inches * len(labelled) + 0.2),
+        figsize=(cell_inches * n_cols, (cell_inches + 0.25) * len(labelled)),
         squeeze=False,
+        layout="constrained",  # leaves room for every title, unlike tight_layout with images
     )
     for (group, row), ax_row in zip(labelled, axes, strict=True):
         for ax, run in zip(ax_row, row + [None] * (n_cols - len(row)), strict=True):
@@ -82,8 +83,7 @@ def samples_mosaic(groups: list[Group], path: Path, cell_inches: float = 1.8, dp
                 continue
             image = np.asarray(Image.open(run.samples).convert("RGB"))
             ax.imshow(image, interpolation="nearest")
-            ax.set_title(f"{group.label}\nseed={run.seed}", fontsize=7)
-    fig.tight_layout(pad=0.3)
+            ax.set_title(f"{group.label}, seed={run.seed}", fontsize=7)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
