@@ -157,3 +157,24 @@ def test_objective_value_is_the_named_metric_or_a_clear_error():
     assert math.isnan(objective_value({"val/fid": float("nan")}, "val/fid"))
     with pytest.raises(ConfigError, match=r"optimized_metric=val/fid was not logged.*train/d_loss"):
         objective_value({"train/d_loss": 1.0}, "val/fid")
+
+
+def test_failed_job_ends_a_single_run_but_not_a_sweep(tmp_path):
+    """A user error exits 1 in a single run; in a multirun it is raised, so Hydra records the job as failed
+    and runs the remaining jobs (and Optuna counts a failed trial)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import open_dict, read_write
+
+    from ganforge.train import _hydra_main
+
+    task = _hydra_main.__wrapped__  # the task function without Hydra's command-line wrapper
+    cfg = compose_tiny(tmp_path, ["optimizer.generator.lr=-1"])
+    with pytest.raises(SystemExit) as exit_info:
+        task(cfg)
+    assert exit_info.value.code == 1
+    with read_write(cfg.hydra), open_dict(cfg.hydra):
+        cfg.hydra.mode = RunMode.MULTIRUN
+    HydraConfig.instance().set_config(cfg)
+    with pytest.raises(ConfigError, match="optimizer.generator.lr must be > 0"):
+        task(cfg)
