@@ -32,33 +32,8 @@ NOT_HYPERPARAMETERS = (
     "trainer.enable_model_summary",
 )
 # Tokens of a metric name (split on "/" and "_") saying which direction is better: the one place this rule lives.
-LOWER_IS_BETTER = {
-    "fid",
-    "kid",
-    "loss",
-    "lpips",
-    "mse",
-    "mae",
-    "l1",
-    "error",
-    "err",
-    "distance",
-    "nll",
-    "penalty",
-}
-HIGHER_IS_BETTER = {
-    "is",
-    "inception",
-    "precision",
-    "recall",
-    "acc",
-    "accuracy",
-    "psnr",
-    "ssim",
-    "density",
-    "coverage",
-    "modes",
-}
+LOWER_IS_BETTER = set("fid kid loss lpips mse mae l1 error err distance nll penalty".split())
+HIGHER_IS_BETTER = set("is inception precision recall acc accuracy psnr ssim density coverage modes".split())
 NEUTRAL = {"std", "protocol"}  # a spread or an id has no better direction
 
 
