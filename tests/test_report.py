@@ -24,10 +24,13 @@ def make_run(
     rows: list[dict],
     protocol_id: str | None = None,
     samples: bool = True,
+    config: dict | None = None,
 ) -> Path:
     """A run folder as training leaves it: config.yaml, .hydra/overrides.yaml, metrics.csv, samples/last.png."""
     folder.mkdir(parents=True)
-    (folder / "config.yaml").write_text(yaml.safe_dump({"seed": seed, "name": "t"}))
+    paths = {"output_dir": str(folder)}
+    extra = {"callbacks": {"samples": {"dirpath": f"{folder}/samples"}}, **(config or {})}
+    (folder / "config.yaml").write_text(yaml.safe_dump({"seed": seed, "name": "t", "paths": paths, **extra}))
     (folder / ".hydra").mkdir()
     (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([*overrides, f"seed={seed}"]))
     keys = ["epoch", "step", *sorted({k for r in rows for k in r if k != "step"})]
@@ -143,3 +146,14 @@ def test_cli_errors_and_readme_block(tmp_path, capsys):
         with pytest.raises(SystemExit) as exit_info:
             main(argv)
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_same_overrides_but_different_configs_are_not_averaged(tmp_path):
+    """An experiment file edited between two sweeps: equal overrides, different resolved configs."""
+    make_run(tmp_path / "old" / "0", ["experiment=e"], 0, fid_rows([30.0]), config={"model": {"width": 32}})
+    make_run(tmp_path / "old" / "1", ["experiment=e"], 1, fid_rows([34.0]), config={"model": {"width": 32}})
+    make_run(tmp_path / "new" / "0", ["experiment=e"], 0, fid_rows([20.0]), config={"model": {"width": 64}})
+    new, old = group_runs(find_runs(tmp_path))  # in path order: new/ before old/
+    assert [len(new.runs), len(old.runs)] == [1, 2]  # run folders differ, yet the two old runs group
+    assert old.stats("val/fid") == (32.0, pytest.approx(np.sqrt(8)), 2)
+    assert old.label.startswith("all runs [config ") and old.label != new.label

@@ -9,7 +9,9 @@ scheme: every numeric ``train/*``, ``val/*`` and ``test/*`` column is read.
 
 from __future__ import annotations
 
+import copy
 import csv
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -20,6 +22,21 @@ import yaml
 
 METRIC_PREFIXES = ("train/", "val/", "test/")
 PROTOCOL_COLUMN = "val/protocol_id"  # the protocol id logged as a number; not a metric to average
+# Config keys that name, place or display a run without changing what it learns: left out of its digest.
+NOT_TRAINING_KEYS = (
+    "seed",
+    "name",
+    "tags",
+    "ckpt_path",
+    "paths",
+    "logger",
+    "optimized_metric",
+    "hparams_search",
+    "callbacks.progress_bar",
+    "callbacks.hparams",
+    "callbacks.samples",
+    "callbacks.last_checkpoint",
+)
 SKIP_DIRS = {".hydra", "checkpoints", "samples", "tensorboard", "wandb", "plots", ".submitit"}
 
 
@@ -42,6 +59,7 @@ class Run:
         metrics: metric name -> :class:`Series` (empty when nothing was logged).
         protocol_id: id of the metric protocol, ``None`` when the run computed no protocol-bound metric.
         samples: the last sample grid, when the run wrote one.
+        config_digest: 8 hex chars naming the resolved config without seed, paths and loggers.
     """
 
     path: Path
@@ -50,6 +68,26 @@ class Run:
     metrics: dict[str, Series] = field(default_factory=dict)
     protocol_id: str | None = None
     samples: Path | None = None
+    config_digest: str = ""
+
+
+def config_digest(config: dict) -> str:
+    """A short hash of what a run trains: the resolved config without :data:`NOT_TRAINING_KEYS`.
+
+    Paths inside the config (checkpoint and sample folders) are written relative to the run
+    folder first, so two runs of one config in two folders get the same digest.
+    """
+    config = copy.deepcopy(config)
+    run_dir = str((config.get("paths") or {}).get("output_dir", "")) or None
+    for key in NOT_TRAINING_KEYS:
+        parent, _, leaf = key.rpartition(".")
+        node = config.get(parent) if parent else config
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    text = json.dumps(config, sort_keys=True, default=str)
+    if run_dir:
+        text = text.replace(run_dir, "<run>")
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
 def _is_run_dir(folder: Path) -> bool:
@@ -105,6 +143,7 @@ def load_run(path: str | Path) -> Run:
         metrics={k: v for k, v in metrics.items() if k != PROTOCOL_COLUMN},
         protocol_id=read_protocol_id(path, metrics.get(PROTOCOL_COLUMN)),
         samples=samples if samples.is_file() else None,
+        config_digest=config_digest(config),
     )
 
 

@@ -1,9 +1,11 @@
 """Final and best value of every metric per run, and mean ± std across the seeds of a group.
 
 Grouping: runs whose overrides are equal once the keys in :data:`NOT_HYPERPARAMETERS` are
-dropped (seed, paths, loggers, ...) AND whose metric protocol id is equal form one group.
-Runs measured under different protocols are never averaged together (their FIDs are on
-different scales: other feature extractor, sample count or resize).
+dropped (seed, paths, loggers, ...), whose resolved configs are equal once the seed and
+paths are dropped (a run launched by hand, or an experiment file edited between runs), AND
+whose metric protocol id is equal form one group. Runs measured under different protocols
+are never averaged together (their FIDs are on different scales: other feature extractor,
+sample count or resize).
 """
 
 from __future__ import annotations
@@ -103,6 +105,7 @@ class Group:
 
     params: dict[str, str]
     protocol_id: str | None
+    config_digest: str = ""
     runs: list[Run] = field(default_factory=list)
     label: str = ""
     flagged: bool = False  # measured under a protocol other than the most common one
@@ -142,21 +145,30 @@ def common_overrides(runs: list[Run]) -> list[str]:
 
 
 def group_runs(runs: list[Run]) -> list[Group]:
-    """Groups of runs with equal hyperparameters and equal protocol id, in order of first appearance."""
+    """Groups of runs with equal hyperparameters, config and protocol id, in order of first appearance.
+
+    Labels name the varying overrides; groups that the overrides do not tell apart get the
+    config digest (``[config 1a2b3c4d]``) or the protocol id (``[protocol ...]``) added.
+    """
     keys = varying_keys(runs)
     protocols = Counter(r.protocol_id for r in runs if r.protocol_id is not None)
     main_protocol = protocols.most_common(1)[0][0] if protocols else None
     groups: dict[tuple, Group] = {}
     for run in runs:
         params = hyperparameters(run)
-        key = (tuple(sorted(params.items())), run.protocol_id)
+        key = (tuple(sorted(params.items())), run.config_digest, run.protocol_id)
         if key not in groups:
-            label = " ".join(f"{k}={params[k]}" for k in keys if k in params) or (
-                "defaults" if keys else "all runs"
-            )
-            if len(protocols) > 1 and run.protocol_id is not None:
-                label += f" [protocol {run.protocol_id}]"
+            label = " ".join(f"{k}={params[k]}" for k in keys if k in params)
             flagged = len(protocols) > 1 and run.protocol_id != main_protocol
-            groups[key] = Group(params, run.protocol_id, label=label, flagged=flagged)
+            groups[key] = Group(params, run.protocol_id, run.config_digest, label=label, flagged=flagged)
         groups[key].runs.append(run)
+    by_label = Counter(g.label for g in groups.values())
+    configs_per_label = {lb: {g.config_digest for g in groups.values() if g.label == lb} for lb in by_label}
+    for g in groups.values():
+        suffix = []
+        if by_label[g.label] > 1 and len(configs_per_label[g.label]) > 1:
+            suffix.append(f"[config {g.config_digest}]")
+        if len(protocols) > 1 and g.protocol_id is not None:
+            suffix.append(f"[protocol {g.protocol_id}]")
+        g.label = " ".join([g.label or ("defaults" if keys else "all runs"), *suffix])
     return list(groups.values())

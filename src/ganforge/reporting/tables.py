@@ -96,8 +96,8 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def write_runs_csv(groups: list[Group], metrics: list[str], path: Path, root: Path) -> Path:
-    """``runs.csv``: per run its folder, group, overrides, protocol and ``<metric>:final|best|best_step``."""
-    header = ["run", "group", "seed", "protocol_id", "overrides"]
+    """``runs.csv``: per run its folder, group, protocol, config digest, overrides and ``<metric>:final|best|best_step``."""
+    header = ["run", "group", "seed", "protocol_id", "config_digest", "overrides"]
     header += [f"{m}:{s}" for m in metrics for s in ("final", "best", "best_step")]
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -110,6 +110,7 @@ def write_runs_csv(groups: list[Group], metrics: list[str], path: Path, root: Pa
                     g.label,
                     run.seed,
                     run.protocol_id or "",
+                    run.config_digest,
                     " ".join(run.overrides),
                 ]
                 for m in metrics:
@@ -121,14 +122,14 @@ def write_runs_csv(groups: list[Group], metrics: list[str], path: Path, root: Pa
 
 def write_groups_csv(groups: list[Group], metrics: list[str], path: Path) -> Path:
     """``report.csv``: per group ``<metric>:final_mean|final_std|best_mean|best_std|n``."""
-    header = ["group", "runs", "seeds", "protocol_id", "flagged"]
+    header = ["group", "runs", "seeds", "protocol_id", "config_digest", "flagged"]
     header += [f"{m}:{s}" for m in metrics for s in ("final_mean", "final_std", "best_mean", "best_std", "n")]
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         for g in groups:
             seeds = " ".join(str(r.seed) for r in g.runs)
-            row = [g.label, len(g.runs), seeds, g.protocol_id or "", int(g.flagged)]
+            row = [g.label, len(g.runs), seeds, g.protocol_id or "", g.config_digest, int(g.flagged)]
             for m in metrics:
                 final_mean, final_std, n = g.stats(m, "final")
                 best_mean, best_std, _ = g.stats(m, "best")
