@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import math
 import os
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
+from ganforge.callbacks.divergence import DivergenceError
 from ganforge.config import ConfigError
 from ganforge.report import main as report_main
 from ganforge.train import objective_value
@@ -154,7 +154,8 @@ def test_sweep_configs_compose(tmp_path):
 def test_objective_value_is_the_named_metric_or_a_clear_error():
     assert objective_value({"val/fid": 12.5}, "val/fid") == 12.5
     assert objective_value({"val/fid": 12.5}, None) is None
-    assert math.isnan(objective_value({"val/fid": float("nan")}, "val/fid"))
+    with pytest.raises(DivergenceError, match="optimized_metric=val/fid is NaN"):
+        objective_value({"val/fid": float("nan")}, "val/fid")  # a returned NaN would end an Optuna search
     with pytest.raises(ConfigError, match=r"optimized_metric=val/fid was not logged.*train/d_loss"):
         objective_value({"train/d_loss": 1.0}, "val/fid")
 

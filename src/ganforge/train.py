@@ -9,6 +9,7 @@ Usage:
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -119,8 +120,9 @@ def objective_value(metrics: dict[str, float], name: str | None) -> float | None
 
     Raises:
         ConfigError: ``name`` was never logged by this run (a typo, or a metric that is not
-            configured): failing loudly beats optimizing a placeholder. A NaN value (a run
-            that diverged) is returned as is and Optuna records the trial as failed.
+            configured): failing loudly beats optimizing a placeholder.
+        DivergenceError: the value is NaN. Raised rather than returned: the Optuna sweeper
+            then records a failed trial, whereas a returned NaN ends the whole search.
     """
     if not name:
         return None
@@ -128,6 +130,8 @@ def objective_value(metrics: dict[str, float], name: str | None) -> float | None
         raise ConfigError(
             f"optimized_metric={name} was not logged by this run; logged metrics: {', '.join(sorted(metrics))}"
         )
+    if math.isnan(metrics[name]):
+        raise DivergenceError(f"optimized_metric={name} is NaN at the end of training")
     return metrics[name]
 
 

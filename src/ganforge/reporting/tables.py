@@ -84,7 +84,7 @@ def runs_markdown(groups: list[Group], metrics: list[str], root: Path) -> str:
         for run in g.runs:
             summary = run_summary(run)
             values = [fmt(getattr(summary[m], s)) if m in summary else "—" for m, s in cols]
-            rows.append([_rel(run.path, root), g.label, str(run.seed), *values])
+            rows.append([_rel(run.path, root), g.label, "—" if run.seed is None else str(run.seed), *values])
     return markdown_table(header, rows)
 
 
