@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from hydra.utils import instantiate
 
 from ganforge.callbacks.divergence import DivergenceError
 from ganforge.config import ConfigError
@@ -145,9 +146,10 @@ def test_sweep_configs_compose(tmp_path):
     assert cfg.optimized_metric == "val/fid" and cfg.hydra.sweeper.direction == "minimize"
     assert set(cfg.hydra.sweeper.params) >= {"optimizer.generator.lr", "loss"}
     cfg = compose_tiny(tmp_path, ["hydra/launcher=slurm", "hydra.launcher.partition=gpu"])
-    launcher = cfg.hydra.launcher
-    assert launcher._target_.endswith("SlurmLauncher") and launcher.partition == "gpu"
-    assert launcher.gpus_per_node == 1 and launcher.timeout_min == 240
+    launcher = instantiate(cfg.hydra.launcher)  # builds the sbatch parameters; submits nothing
+    assert type(launcher).__name__ == "SlurmLauncher" and launcher.params["partition"] == "gpu"
+    assert launcher.params["gpus_per_node"] == 1 and launcher.params["timeout_min"] == 240
+    assert launcher.params["submitit_folder"].endswith("/.submitit/%j")
     assert compose_tiny(tmp_path, ["experiment=loss_seeds_digits"]).data._target_.endswith("DigitsDataModule")
 
 
