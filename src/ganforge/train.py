@@ -9,12 +9,15 @@ Usage:
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import warnings
 from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.loggers import CSVLogger
@@ -112,16 +115,36 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
+def objective_value(metrics: dict[str, float], name: str | None) -> float | None:
+    """The value a sweeper (Optuna) optimizes: the final logged value of ``optimized_metric``.
+
+    Raises:
+        ConfigError: ``name`` was never logged by this run (a typo, or a metric that is not
+            configured): failing loudly beats optimizing a placeholder.
+        DivergenceError: the value is NaN. Raised rather than returned: the Optuna sweeper
+            then records a failed trial, whereas a returned NaN ends the whole search.
+    """
+    if not name:
+        return None
+    if name not in metrics:
+        raise ConfigError(
+            f"optimized_metric={name} was not logged by this run; logged metrics: {', '.join(sorted(metrics))}"
+        )
+    if math.isnan(metrics[name]):
+        raise DivergenceError(f"optimized_metric={name} is NaN at the end of training")
+    return metrics[name]
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
     try:
-        metrics = train(cfg)
+        return objective_value(train(cfg), cfg.get("optimized_metric"))
     except USER_ERRORS as err:
         log.error("%s", err)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # Hydra marks this job failed and the sweep goes on with the others
         print(f"ganforge-train: {err}", file=sys.stderr)
         sys.exit(1)
-    objective = cfg.get("optimized_metric")
-    return metrics.get(objective) if objective else None
 
 
 def main() -> None:

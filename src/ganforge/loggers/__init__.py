@@ -1,0 +1,1 @@
+"""Loggers with ganforge's defaults (offline-safe Weights & Biases)."""

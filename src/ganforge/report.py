@@ -1,0 +1,139 @@
+"""``ganforge-report``: tables, curves and a sample mosaic from finished runs, offline.
+
+Usage:
+    ganforge-report outputs/loss_seeds_digits/multirun_2026-11-25_08-34-13
+    ganforge-report outputs                                  # every run under outputs/
+    ganforge-report <sweep> out=paper/ metrics=val/fid,val/is_mean
+    ganforge-report <sweep> readme=experiments/loss_seeds_digits/README.md
+
+Finds every run folder below the given folder (``config.yaml`` with ``metrics.csv`` or
+``.hydra/``), groups runs by their overrides without the seed (and by metric protocol id),
+and writes into ``out`` (default: the given folder):
+
+- ``report.md``: groups with mean ± std across seeds, every run, the figures;
+- ``report.csv`` (one row per group) and ``runs.csv`` (one row per run), every metric;
+- ``plots/<metric>.png``: each metric against training iterations;
+- ``samples_mosaic.png``: each run's ``samples/last.png``, labelled.
+
+``readme=`` also rewrites the table between ``<!-- report -->`` and ``<!-- /report -->`` in an
+experiment README. Nothing here reads the network or the training code: it works on any copy
+of the run folders.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ganforge.reporting.figures import metric_filename, plot_metric, samples_mosaic
+from ganforge.reporting.runs import find_runs
+from ganforge.reporting.summary import group_runs
+from ganforge.reporting.tables import (
+    DEFAULT_TABLE_METRICS,
+    all_metrics,
+    groups_markdown,
+    replace_block,
+    report_markdown,
+    select_metrics,
+    write_groups_csv,
+    write_runs_csv,
+)
+
+USAGE = "usage: ganforge-report <sweep or outputs folder> [out=<folder>] [metrics=val/*,train/*loss] [readme=<README.md>] [plots=true]"
+OPTIONS = {"out": None, "metrics": None, "readme": None, "plots": "true"}
+
+
+class ReportError(ValueError):
+    """Nothing to report on, or an argument is wrong; the message says which."""
+
+
+def parse_args(argv: list[str]) -> tuple[Path, dict]:
+    """One folder plus ``key=value`` options over :data:`OPTIONS`."""
+    folders = [a for a in argv if "=" not in a]
+    options = dict(OPTIONS)
+    for item in argv:
+        key, sep, value = item.partition("=")
+        if not sep:
+            continue
+        if key not in OPTIONS:
+            raise ReportError(f"unknown argument '{item}'. Valid keys: {', '.join(OPTIONS)}")
+        options[key] = value
+    if len(folders) != 1:
+        raise ReportError("give exactly one folder: a sweep folder or an outputs folder")
+    return Path(folders[0]), options
+
+
+def build_report(
+    root: str | Path,
+    out: str | Path | None = None,
+    metrics: list[str] | None = None,
+    readme: str | Path | None = None,
+    plots: bool = True,
+) -> dict[str, Path]:
+    """Write the report of every run under ``root``; returns the written files by kind.
+
+    Args:
+        root: a sweep folder, an experiment's outputs folder, or ``outputs/``.
+        out: where to write (default ``root``).
+        metrics: glob patterns of the metrics in the Markdown tables (default
+            :data:`~ganforge.reporting.tables.DEFAULT_TABLE_METRICS`); CSVs and plots hold every metric.
+        readme: an experiment README whose report block is replaced by the groups table.
+        plots: draw ``plots/*.png`` and ``samples_mosaic.png``.
+
+    Raises:
+        ReportError: no run folder under ``root``.
+    """
+    root = Path(root).resolve()
+    runs = find_runs(root)
+    if not runs:
+        raise ReportError(f"no runs under {root}: a run folder holds config.yaml and metrics.csv")
+    out = Path(out).resolve() if out else root
+    out.mkdir(parents=True, exist_ok=True)
+    groups = group_runs(runs)
+    names = all_metrics(runs)
+    shown = select_metrics(names, metrics or DEFAULT_TABLE_METRICS)
+    written = {
+        "runs_csv": write_runs_csv(groups, names, out / "runs.csv", root),
+        "report_csv": write_groups_csv(groups, names, out / "report.csv"),
+    }
+    figures = []
+    if plots:
+        for name in names:
+            path = plot_metric(groups, name, out / "plots" / metric_filename(name))
+            if path:
+                written[f"plot:{name}"] = path
+                figures.append(path.relative_to(out).as_posix())
+        mosaic = samples_mosaic(groups, out / "samples_mosaic.png")
+        if mosaic:
+            written["mosaic"] = mosaic
+            figures.insert(0, mosaic.relative_to(out).as_posix())
+    report = out / "report.md"
+    report.write_text(report_markdown(groups, runs, shown, root, figures))
+    written["report_md"] = report
+    if readme:
+        readme = Path(readme)
+        readme.write_text(replace_block(readme.read_text(), groups_markdown(groups, shown)))
+        written["readme"] = readme
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        root, options = parse_args(argv)
+        written = build_report(
+            root,
+            out=options["out"],
+            metrics=[m for m in options["metrics"].split(",") if m] if options["metrics"] else None,
+            readme=options["readme"],
+            plots=options["plots"].lower() not in ("false", "0", "no"),
+        )
+    except (ReportError, FileNotFoundError, ValueError) as err:
+        print(f"ganforge-report: {err}\n{USAGE}", file=sys.stderr)
+        sys.exit(2)
+    print(f"wrote {written['report_md']} ({len(written)} files)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Reading finished runs and summarizing them for ``ganforge-report``."""

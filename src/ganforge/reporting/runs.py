@@ -1,0 +1,199 @@
+"""Finding finished runs on disk and reading what each one recorded.
+
+A run folder (README, "What a run produces") holds the resolved ``config.yaml``, the
+CSVLogger's ``metrics.csv`` (``step`` = training iteration), ``samples/last.png``, Hydra's
+``.hydra/overrides.yaml`` and, when metrics were computed, ``metrics_protocol.json``
+(``{"protocol_id": "<8 hex>", "protocol": {...}}``). Nothing here depends on the training
+scheme: every numeric ``train/*``, ``val/*`` and ``test/*`` column is read.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+METRIC_PREFIXES = ("train/", "val/", "test/")
+PROTOCOL_COLUMN = "val/protocol_id"  # the protocol id logged as a number; not a metric to average
+# Config keys that name, place or display a run without changing what it learns: left out of its digest.
+NOT_TRAINING_KEYS = (
+    "seed",
+    "name",
+    "tags",
+    "ckpt_path",
+    "paths",
+    "logger",
+    "optimized_metric",
+    "hparams_search",
+    "callbacks.progress_bar",
+    "callbacks.hparams",
+    "callbacks.samples",
+    "callbacks.last_checkpoint",
+)
+SKIP_DIRS = {".hydra", "checkpoints", "samples", "tensorboard", "wandb", "plots", ".submitit"}
+
+
+@dataclass
+class Series:
+    """One metric of one run: values in logging order with their iteration."""
+
+    steps: np.ndarray
+    values: np.ndarray
+
+
+@dataclass
+class Run:
+    """A finished (or stopped) run folder.
+
+    Args:
+        path: the run folder.
+        overrides: the command-line overrides Hydra recorded (``key=value`` strings).
+        seed: the run seed from ``config.yaml``.
+        metrics: metric name -> :class:`Series` (empty when nothing was logged).
+        protocol_id: id of the metric protocol, ``None`` when the run computed no protocol-bound metric.
+        samples: the last sample grid, when the run wrote one.
+        config_digest: 8 hex chars naming the resolved config without seed, paths and loggers.
+    """
+
+    path: Path
+    overrides: list[str] = field(default_factory=list)
+    seed: int | None = None
+    metrics: dict[str, Series] = field(default_factory=dict)
+    protocol_id: str | None = None
+    samples: Path | None = None
+    config_digest: str = ""
+
+
+def config_digest(config: dict) -> str:
+    """A short hash of what a run trains: the resolved config without :data:`NOT_TRAINING_KEYS`.
+
+    Paths inside the config (checkpoint and sample folders) are written relative to the run
+    folder first, so two runs of one config in two folders get the same digest.
+    """
+    config = copy.deepcopy(config)
+    run_dir = str((config.get("paths") or {}).get("output_dir", "")) or None
+    for key in NOT_TRAINING_KEYS:
+        parent, _, leaf = key.rpartition(".")
+        node = config.get(parent) if parent else config
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    text = json.dumps(config, sort_keys=True, default=str)
+    if run_dir:
+        text = text.replace(run_dir, "<run>")
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+def _is_run_dir(folder: Path) -> bool:
+    return (folder / "config.yaml").is_file() and (
+        (folder / "metrics.csv").is_file() or (folder / ".hydra").is_dir()
+    )
+
+
+def find_runs(root: str | Path) -> list[Run]:
+    """Every run folder under ``root`` (``root`` itself included), sorted by path.
+
+    A run folder holds ``config.yaml`` and ``metrics.csv`` or ``.hydra/``; folders a run
+    writes inside itself (``.hydra``, ``wandb``, ``tensorboard``, ...) are not searched.
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no such folder: {root}")
+    found, stack = [], [root]
+    while stack:
+        folder = stack.pop()
+        if _is_run_dir(folder):
+            found.append(folder)
+        stack.extend(p for p in folder.iterdir() if p.is_dir() and p.name not in SKIP_DIRS)
+    return [load_run(p) for p in sorted(found, key=_natural_key)]
+
+
+def _natural_key(path: Path) -> list:
+    """Sort ``.../2`` before ``.../10`` (Hydra numbers sweep jobs without padding)."""
+    return [int(part) if part.isdigit() else part for part in path.parts]
+
+
+def load_run(path: str | Path) -> Run:
+    """Read one run folder: overrides, seed, metrics, protocol and last sample grid."""
+    path = Path(path)
+    config = yaml.safe_load((path / "config.yaml").read_text()) or {}
+    overrides_file = path / ".hydra" / "overrides.yaml"
+    overrides = (
+        [str(o) for o in (yaml.safe_load(overrides_file.read_text()) or [])]
+        if overrides_file.is_file()
+        else []
+    )
+    metrics_file = path / "metrics.csv"
+    metrics = read_metrics_csv(metrics_file) if metrics_file.is_file() else {}
+    samples = path / "samples" / "last.png"
+    seed = config.get("seed")
+    return Run(
+        path=path,
+        overrides=overrides,
+        seed=int(seed) if isinstance(seed, int) else None,
+        metrics={k: v for k, v in metrics.items() if k != PROTOCOL_COLUMN},
+        protocol_id=read_protocol_id(path, metrics.get(PROTOCOL_COLUMN)),
+        samples=samples if samples.is_file() else None,
+        config_digest=config_digest(config),
+    )
+
+
+def _to_float(cell: str) -> float | None:
+    try:
+        return float(cell)
+    except ValueError:
+        return None
+
+
+def read_metrics_csv(path: str | Path) -> dict[str, Series]:
+    """Every numeric ``train/*``, ``val/*``, ``test/*`` column of a CSVLogger file, ordered by step.
+
+    Empty cells (a row logs only some keys) are skipped; ``nan``/``inf`` are kept as values.
+    """
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    columns: dict[str, tuple[list[float], list[float]]] = {}
+    for index, row in enumerate(rows):
+        step = _to_float(row.get("step") or "")
+        for key, cell in row.items():
+            if not key or not key.startswith(METRIC_PREFIXES) or cell in (None, ""):
+                continue
+            value = _to_float(cell)
+            if value is None:
+                continue
+            steps, values = columns.setdefault(key, ([], []))
+            steps.append(step if step is not None else float(index))
+            values.append(value)
+    series = {}
+    for key, (steps, values) in columns.items():
+        order = np.argsort(np.asarray(steps), kind="stable")
+        series[key] = Series(np.asarray(steps)[order], np.asarray(values, dtype=np.float64)[order])
+    return series
+
+
+def read_protocol_id(run_dir: Path, column: Series | None = None) -> str | None:
+    """The run's metric protocol id: ``metrics_protocol.json``, else the ``val/protocol_id`` column.
+
+    A column that holds more than one id (a resumed run whose protocol changed) gives
+    ``"mixed:<a>+<b>"``, which matches no other run.
+    """
+    file = run_dir / "metrics_protocol.json"
+    if file.is_file():
+        protocol_id = json.loads(file.read_text()).get("protocol_id")
+        if protocol_id:
+            return str(protocol_id)
+    if column is None:
+        return None
+    ids = sorted({f"{int(v):08x}" for v in column.values if math.isfinite(v)})
+    if not ids:
+        return None
+    return ids[0] if len(ids) == 1 else "mixed:" + "+".join(ids)
