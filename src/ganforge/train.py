@@ -99,6 +99,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = instantiate(cfg.data)
     module = build_module(cfg, datamodule)
     callbacks = [instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node]
+    if cfg.get("metrics"):  # built before fit, so a missing Inception weights file stops the run here
+        quality = instantiate(cfg.metrics, _convert_="all")
+        callbacks += [quality, *quality.checkpoint_callbacks()]
     trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg, run_dir), plugins=[AtomicCheckpointIO()]
     )
