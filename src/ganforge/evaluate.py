@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -55,7 +56,7 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or key not in DEFAULTS:
             raise ValueError(f"unknown argument '{item}'. Valid keys: {', '.join(DEFAULTS)}")
-        args[key] = OmegaConf.create({"v": value})["v"] if value else None
+        args[key] = yaml.safe_load(value) if value else None  # YAML typing: 40 -> int, null -> None
     if args["metrics"]:
         args["extractor"] = args["metrics"]
     if args["extractor"] not in EXTRACTORS:

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 
@@ -131,6 +133,21 @@ class QualityMetrics(Callback):
         if self.record is not None:
             checkpoint.setdefault("ganforge", {})["metrics_protocol"] = self.record
             checkpoint["ganforge"]["metrics"] = dict(self.last)
+
+
+def build_metric_callbacks(node: Any) -> list[Callback]:
+    """The metrics callback of a ``metrics`` config node and its ``best.ckpt`` companion.
+
+    Instantiated before ``fit``, so a missing weights file stops the run before training; the
+    user's error (for instance :class:`InceptionWeightsMissing`) surfaces unwrapped from Hydra's.
+    """
+    if not node:
+        return []
+    try:
+        quality = instantiate(node, _convert_="all")
+    except InstantiationException as err:
+        raise (err.__cause__ or err) from None
+    return [quality, *quality.checkpoint_callbacks()]
 
 
 class BestCheckpoint(ModelCheckpoint):

@@ -189,8 +189,8 @@ class MetricEvaluator:
         return min(self.kid_subset_size, n_real, self.n_fake)
 
     # ------------------------------------------------------------------ evaluation
-    def _build_metrics(self, real: RealStatistics, holds_reals: bool, device) -> dict[str, Metric]:
-        d = self.extractor.num_features
+    def _build_metrics(self, real: RealStatistics, holds_reals: bool) -> dict[str, Metric]:
+        d, device = self.extractor.num_features, next(self.extractor.parameters()).device
         metrics: dict[str, Metric] = {}
         if "fid" in self.names:
             metrics["fid"] = FrechetInceptionDistance(PrecomputedFeatures(d), reset_real_features=False)
@@ -227,15 +227,30 @@ class MetricEvaluator:
             ``{"val/fid": ..., "val/kid_mean": ..., "val/kid_std": ..., "val/is_mean": ...,
             "val/is_std": ..., "val/precision": ..., "val/recall": ...}`` for the chosen metrics.
         """
-        device = next(self.extractor.parameters()).device
-        metrics = self._build_metrics(real, rank == 0, device)
+        metrics = self._build_metrics(real, rank == 0)
         for batch in fakes:
-            features, logits = self.embed(batch)
-            for name, metric in metrics.items():
-                if name == "is":
-                    metric.update(logits)
-                else:
-                    metric.update(features, real=False)
+            self._update(metrics, *self.embed(batch))
+        return self._compute(metrics)
+
+    @torch.no_grad()
+    def score(
+        self, features: torch.Tensor, logits: torch.Tensor, real: RealStatistics, rank: int = 0
+    ) -> dict[str, float]:
+        """:meth:`evaluate` for generated images already embedded (``features``, ``logits``)."""
+        metrics = self._build_metrics(real, rank == 0)
+        device = next(self.extractor.parameters()).device
+        self._update(metrics, features.double().to(device), logits.double().to(device))
+        return self._compute(metrics)
+
+    @staticmethod
+    def _update(metrics: dict[str, Metric], features: torch.Tensor, logits: torch.Tensor) -> None:
+        for name, metric in metrics.items():
+            if name == "is":
+                metric.update(logits)
+            else:
+                metric.update(features, real=False)
+
+    def _compute(self, metrics: dict[str, Metric]) -> dict[str, float]:
         results: dict[str, float] = {}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)  # KID subsets and IS splits use the global generator
