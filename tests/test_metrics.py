@@ -227,3 +227,25 @@ def test_eval_cli_on_two_folders(tmp_path):
     assert report["protocol"]["img_size"] == 20 and report["protocol"]["channels"] == 1
     assert set(report["results"]) >= {"val/fid", "val/kid_mean", "val/is_mean", "val/precision"}
     assert "protocol" in proc.stdout and "fid" in proc.stdout
+
+
+def test_inception_extractor_loads_weights_from_the_hub_cache(tmp_path, monkeypatch):
+    """The real loading path, with randomly initialised weights saved under the expected file name."""
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    from ganforge.metrics.features import build_extractor, file_sha256
+
+    with monkeypatch.context() as patch:  # build the architecture once without any weights file
+        patch.setattr(FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None)
+        patch.setattr(
+            "torch_fidelity.feature_extractor_inceptionv3.load_state_dict_from_url", lambda *a, **k: {}
+        )
+        state = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"]).state_dict()
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    weights = tmp_path / "hub" / "checkpoints" / INCEPTION_FILE
+    weights.parent.mkdir(parents=True)
+    torch.save(state, weights)
+    extractor = build_extractor("inception")
+    assert extractor.weights_sha256 == file_sha256(weights) and extractor.resize == "tf1-bilinear-299"
+    features, logits = extractor.extract(torch.randint(0, 256, (2, 1, 16, 16), dtype=torch.uint8))
+    assert features.shape == (2, 2048) and logits.shape == (2, 1008) and features.dtype == torch.float64

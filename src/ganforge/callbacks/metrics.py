@@ -95,7 +95,7 @@ class QualityMetrics(Callback):
         fakes = pl_module.metric_fakes(
             ev.n_fake, ev.batch_size, ev.seed, rank=trainer.global_rank, world_size=trainer.world_size
         )
-        self.last = ev.evaluate(fakes, self.real, rank=trainer.global_rank)
+        self.last = ev.evaluate(fakes, self.real, rank=trainer.global_rank, world_size=trainer.world_size)
         self.evaluated_epoch = trainer.current_epoch
         # float64 tensors: the 8-hex-digit protocol id (up to 2**32) survives exactly in metrics.csv.
         values = {k: torch.tensor(v, dtype=torch.float64) for k, v in self.last.items()}
@@ -146,7 +146,10 @@ def build_metric_callbacks(node: Any) -> list[Callback]:
     try:
         quality = instantiate(node, _convert_="all")
     except InstantiationException as err:
-        raise (err.__cause__ or err) from None
+        cause = err.__cause__ or err
+        if type(cause) is ValueError:  # a bad metrics.* value: one message, no traceback
+            raise ConfigError(f"metrics: {cause}") from None
+        raise cause from None
     return [quality, *quality.checkpoint_callbacks()]
 
 

@@ -6,9 +6,11 @@ torchmetrics implementations (Heusel et al. 2017 FID; Bińkowski et al. 2018 KID
 2016 IS) and to improved precision/recall (Kynkäänniemi et al. 2019). Real features come from the
 on-disk cache when they were computed before.
 
-Under DDP each rank embeds its share of the generated images; ``compute()`` is a collective that
-every rank calls, and the real statistics enter the metric states on rank 0 only, so the
-all-reduce counts them once and FID equals the single-process value.
+Under DDP each rank embeds its share of the generated images and holds the share
+``rank::world_size`` of the real features; ``compute()`` is a collective that every rank calls,
+and its all-reduce (FID sums) or all-gather (KID, IS, precision/recall features) restores the
+complete sets, so FID equals the single-process value. Every rank holds a non-empty share of each
+state, as the gathers of list states require.
 """
 
 from __future__ import annotations
@@ -189,7 +191,7 @@ class MetricEvaluator:
         return min(self.kid_subset_size, n_real, self.n_fake)
 
     # ------------------------------------------------------------------ evaluation
-    def _build_metrics(self, real: RealStatistics, holds_reals: bool) -> dict[str, Metric]:
+    def _build_metrics(self, real: RealStatistics, rank: int, world_size: int) -> dict[str, Metric]:
         d, device = self.extractor.num_features, next(self.extractor.parameters()).device
         metrics: dict[str, Metric] = {}
         if "fid" in self.names:
@@ -204,40 +206,42 @@ class MetricEvaluator:
             metrics["pr"] = PrecisionRecall(self.pr_k)
         for metric in metrics.values():
             metric.to(device)
-        if holds_reals:
-            if "fid" in metrics:
+        shard = real.features[rank::world_size].to(device)
+        if "fid" in metrics:
+            if world_size == 1:  # the cached float64 statistics themselves
                 load_fid_statistics(metrics["fid"], real.mean, real.cov, real.n, real=True)
-            for name in ("kid", "pr"):
-                if name in metrics:
-                    metrics[name].update(real.features.to(device), real=True)
+            else:  # this rank's share of the sums; the all-reduce adds the shares up
+                metrics["fid"].update(shard, real=True)
+        for name in ("kid", "pr"):
+            if name in metrics:
+                metrics[name].update(shard, real=True)
         return metrics
 
     @torch.no_grad()
     def evaluate(
-        self, fakes: Iterable[torch.Tensor], real: RealStatistics, rank: int = 0
+        self, fakes: Iterable[torch.Tensor], real: RealStatistics, rank: int = 0, world_size: int = 1
     ) -> dict[str, float]:
         """Metric values of generated images; every rank must call it under DDP.
 
         Args:
             fakes: float batches in [-1, 1] (this rank's share of the ``n_fake`` images).
             real: the real statistics (:meth:`real_statistics`).
-            rank: this process's rank; rank 0 holds the real statistics.
+            rank: this process's rank.
+            world_size: number of processes; each holds ``real.features[rank::world_size]``.
 
         Returns:
             ``{"val/fid": ..., "val/kid_mean": ..., "val/kid_std": ..., "val/is_mean": ...,
             "val/is_std": ..., "val/precision": ..., "val/recall": ...}`` for the chosen metrics.
         """
-        metrics = self._build_metrics(real, rank == 0)
+        metrics = self._build_metrics(real, rank, world_size)
         for batch in fakes:
             self._update(metrics, *self.embed(batch))
         return self._compute(metrics)
 
     @torch.no_grad()
-    def score(
-        self, features: torch.Tensor, logits: torch.Tensor, real: RealStatistics, rank: int = 0
-    ) -> dict[str, float]:
-        """:meth:`evaluate` for generated images already embedded (``features``, ``logits``)."""
-        metrics = self._build_metrics(real, rank == 0)
+    def score(self, features: torch.Tensor, logits: torch.Tensor, real: RealStatistics) -> dict[str, float]:
+        """:meth:`evaluate` (one process) for generated images already embedded (``features``, ``logits``)."""
+        metrics = self._build_metrics(real, 0, 1)
         device = next(self.extractor.parameters()).device
         self._update(metrics, features.double().to(device), logits.double().to(device))
         return self._compute(metrics)
