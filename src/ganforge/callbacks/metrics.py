@@ -95,7 +95,11 @@ class QualityMetrics(Callback):
         fakes = pl_module.metric_fakes(
             ev.n_fake, ev.batch_size, ev.seed, rank=trainer.global_rank, world_size=trainer.world_size
         )
-        self.last = ev.evaluate(fakes, self.real, rank=trainer.global_rank, world_size=trainer.world_size)
+        try:
+            self.last = ev.evaluate(fakes, self.real, rank=trainer.global_rank, world_size=trainer.world_size)
+        except (RuntimeError, ValueError) as err:  # e.g. a diverged G's NaN images: keep the run's files
+            log.warning("epoch %d: metrics could not be computed (%s)", trainer.current_epoch, err)
+            return
         self.evaluated_epoch = trainer.current_epoch
         # float64 tensors: the 8-hex-digit protocol id (up to 2**32) survives exactly in metrics.csv.
         values = {k: torch.tensor(v, dtype=torch.float64) for k, v in self.last.items()}
