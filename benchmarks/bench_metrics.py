@@ -51,10 +51,17 @@ def bench_domain(rows: list[tuple[str, str, str]]) -> None:
 
         cold_real, cold_eval = full(cold_ev)
         warm_real, warm_eval = full(MetricEvaluator(**options))
+        real = cold_ev.real_statistics(data.metric_reals("train"), data.dataset_id)
+        features, logits = cold_ev.embed(fakes)
+        parts = []
+        for name in ("fid", "kid", "is", "pr"):
+            cold_ev.names = [name]
+            parts.append(f"{name} {timed(cold_ev.score, features, logits, real)[0]:.2f} s")
     n_real = len(data.train_set)
     rows.append(
         ("domain: evaluation (fid, kid, is, pr)", f"{N_FAKE} fake", f"{N_FAKE / cold_eval:,.0f} images/s")
     )
+    rows.append(("metric compute alone (features given)", f"{N_FAKE} fake, {n_real} real", ", ".join(parts)))
     rows.append(
         (
             f"real statistics, {n_real} train images",
