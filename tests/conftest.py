@@ -24,6 +24,7 @@ TINY = [
     "data.batch_size=8",
     "logger=[csv]",
     "~callbacks.progress_bar",
+    "metrics=none",  # quality metrics cost seconds; tests/test_metrics.py turns them on where tested
 ]
 
 

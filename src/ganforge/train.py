@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 from pytorch_lightning.loggers import CSVLogger
 
 from ganforge.callbacks.divergence import DivergenceError
+from ganforge.callbacks.metrics import build_metric_callbacks
 from ganforge.config import (
     CONF_DIR,
     ConfigError,
@@ -102,6 +103,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = instantiate(cfg.data)
     module = build_module(cfg, datamodule)
     callbacks = [instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node]
+    callbacks += build_metric_callbacks(cfg.get("metrics"))  # fails here, before fit, without weights
     trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg, run_dir), plugins=[AtomicCheckpointIO()]
     )

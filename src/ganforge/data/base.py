@@ -8,6 +8,8 @@ option live here once.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset, TensorDataset
@@ -92,6 +94,7 @@ class GANDataModule(LightningDataModule):
 
     name = "base"
     num_classes = 0
+    content = "images"  # "digits" where the offline digit classifier may embed the data (metrics=domain)
 
     def __init__(
         self,
@@ -154,6 +157,28 @@ class GANDataModule(LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, shuffle=True, drop_last=True)
+
+    # -- metrics contract ----------------------------------------------------------
+    @property
+    def dataset_id(self) -> str:
+        """Names the data and every setting that changes the real images (the metric cache key)."""
+        root = getattr(self, "root", None)
+        parts = [self.name, f"img{self.img_size}", f"c{self.channels}"]
+        parts += [f"val{self.val_fraction}", f"split{self.split_seed}"]
+        if root is not None:
+            parts.append(f"root={Path(root).expanduser().resolve()}")
+        return "|".join(parts)
+
+    def metric_reals(self, split: str = "val"):
+        """Real images of ``split`` (``train`` or ``val``) as float batches in [-1, 1], in a fixed order."""
+        self.setup("fit")
+        dataset = {"train": self.train_set, "val": self.val_set}.get(split)
+        if not dataset:
+            raise ValueError(
+                f"data '{self.name}' has no '{split}' images for metrics; set metrics.real_split"
+            )
+        for images, _ in DataLoader(dataset, batch_size=max(self.batch_size, 256), shuffle=False):
+            yield images
 
     def val_dataloader(self) -> DataLoader | list:
         if not self.val_set:

@@ -33,6 +33,7 @@ class MNIST5kDataModule(GANDataModule):
 
     name = "mnist5k"
     num_classes = 10
+    content = "digits"
 
     def build_dataset(self) -> TensorDataset:
         pixels, labels = load_mnist5k_arrays()
@@ -44,6 +45,7 @@ class DigitsDataModule(GANDataModule):
 
     name = "digits"
     num_classes = 10
+    content = "digits"
 
     def build_dataset(self) -> TensorDataset:
         from sklearn.datasets import load_digits

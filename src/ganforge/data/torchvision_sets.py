@@ -71,6 +71,7 @@ class TorchvisionDataModule(GANDataModule):
 class MNISTDataModule(TorchvisionDataModule):
     name = "mnist"
     dataset_class = datasets.MNIST
+    content = "digits"
 
 
 class FashionMNISTDataModule(TorchvisionDataModule):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -95,6 +95,20 @@ class GANModule(LightningModule):
         """Images in [-1, 1] from latents (and labels), by the EMA generator by default."""
         net = self.generator_ema if ema else self.generator
         return net(z, labels).float()
+
+    @torch.no_grad()
+    def metric_fakes(
+        self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1
+    ) -> Iterator[torch.Tensor]:
+        """Batches of EMA samples for metrics: sample ``i`` depends on ``(seed, i)`` alone and this
+        rank yields indices ``rank, rank + world_size, ...``, so the ranks' union is the 1-process set.
+        Conditional models draw label ``i % num_classes``."""
+        z_all = torch.randn(n, self.latent_dim, generator=torch.Generator().manual_seed(seed))
+        indices = torch.arange(rank, n, world_size)
+        for start in range(0, len(indices), batch_size):
+            idx = indices[start : start + batch_size]
+            labels = (idx % self.num_classes).to(self.device) if self.num_classes else None
+            yield self.generate(z_all[idx].to(self.device), labels)
 
     # ----------------------------------------------------------------- optimizers
     def configure_optimizers(self):
@@ -235,12 +249,10 @@ class GANModule(LightningModule):
 
     # ----------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["ganforge"] = {
-            "config": self.run_config,
-            "iteration": self.iteration,
-            "g_steps": self.g_steps,
-            "scheme": "gan",
-        }
+        # update, not replace: callbacks (metrics protocol) store their entries here first
+        checkpoint.setdefault("ganforge", {}).update(
+            {"config": self.run_config, "iteration": self.iteration, "g_steps": self.g_steps, "scheme": "gan"}
+        )
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("ganforge", {})

@@ -1,0 +1,174 @@
+"""Quality metrics during training: FID, KID, IS and precision/recall every N epochs.
+
+The callback is generic over training schemes: it asks the LightningModule for generated images
+(``metric_fakes``) and the DataModule for real ones (``metric_reals``, ``dataset_id``), and leaves
+the arithmetic to :class:`ganforge.metrics.evaluator.MetricEvaluator`. Real statistics are
+computed (or read from the cache) once when fitting starts; the protocol is written to
+``metrics_protocol.json``, the dashboard's hyper-parameters and every checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from pytorch_lightning import Callback, LightningModule, Trainer
+from pytorch_lightning.callbacks import ModelCheckpoint
+
+from ganforge.config import ConfigError
+from ganforge.metrics.cache import RealStatistics
+from ganforge.metrics.evaluator import MetricEvaluator
+from ganforge.metrics.protocol import PROTOCOL_FILE, flat_protocol, write_json_atomic
+
+log = logging.getLogger("ganforge")
+
+
+class QualityMetrics(Callback):
+    """Evaluates the EMA generator against the real data and logs ``val/fid``, ``val/kid_mean``, ...
+
+    Args:
+        dirpath: the run folder, where ``metrics_protocol.json`` is written.
+        every_n_epochs: evaluate after every N-th epoch (and after the last one).
+        **evaluator: the arguments of :class:`MetricEvaluator` (names, extractor, n_fake, ...).
+    """
+
+    def __init__(self, dirpath: str, every_n_epochs: int = 5, **evaluator: Any):
+        if every_n_epochs < 1:
+            raise ValueError(f"metrics.every_n_epochs must be >= 1; got {every_n_epochs}")
+        self.dirpath, self.every_n_epochs = Path(dirpath), every_n_epochs
+        self.evaluator = MetricEvaluator(**evaluator)  # fails here, before training, if weights are missing
+        self.real: RealStatistics | None = None
+        self.record: dict[str, Any] | None = None
+        self.last: dict[str, float] = {}
+        self.evaluated_epoch = -1  # the epoch of the latest evaluation (best.ckpt looks only then)
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        datamodule = trainer.datamodule
+        if not hasattr(pl_module, "metric_fakes"):
+            raise ConfigError(f"{type(pl_module).__name__} has no metric_fakes(); use metrics=none")
+        if datamodule is None or not hasattr(datamodule, "metric_reals"):
+            raise ConfigError("the data module has no metric_reals(); use metrics=none")
+        content = getattr(datamodule, "content", "digits")
+        if self.evaluator.extractor.name == "domain" and content != "digits":
+            raise ConfigError(
+                f"metrics=domain uses a digit classifier, but data '{getattr(datamodule, 'name', '?')}' "
+                f"holds {content}, not digits; use metrics=inception (or metrics=none)"
+            )
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        datamodule = trainer.datamodule
+        datamodule.setup("fit")
+        self.evaluator.to(pl_module.device)
+        self.real = self.evaluator.real_statistics(
+            datamodule.metric_reals(self.evaluator.real_split),
+            datamodule.dataset_id,
+            write_cache=trainer.is_global_zero,
+        )
+        self.record = self.evaluator.record(self.real)
+        if trainer.is_global_zero:
+            write_json_atomic(self.record, self.dirpath / PROTOCOL_FILE)
+            self._log_protocol(trainer)
+        log.info("Metrics protocol %s: %s", self.record["protocol_id"], json.dumps(self.record["protocol"]))
+
+    def _log_protocol(self, trainer: Trainer) -> None:
+        flat = flat_protocol(self.record)
+        for logger in trainer.loggers:
+            logger.log_hyperparams(flat)
+            if type(logger).__name__ == "TensorBoardLogger":
+                text = "\n".join(f"    {k}: {v}" for k, v in sorted(self.record["protocol"].items()))
+                logger.experiment.add_text("metrics/protocol", f"id {self.record['protocol_id']}\n\n{text}")
+
+    def _due(self, trainer: Trainer) -> bool:
+        epoch = trainer.current_epoch + 1
+        return epoch % self.every_n_epochs == 0 or epoch >= (trainer.max_epochs or 0) or trainer.should_stop
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not self._due(trainer) or self.real is None:
+            return
+        ev, start = self.evaluator, time.perf_counter()
+        fakes = pl_module.metric_fakes(
+            ev.n_fake, ev.batch_size, ev.seed, rank=trainer.global_rank, world_size=trainer.world_size
+        )
+        try:
+            self.last = ev.evaluate(fakes, self.real, rank=trainer.global_rank, world_size=trainer.world_size)
+        except (RuntimeError, ValueError) as err:  # e.g. a diverged G's NaN images: keep the run's files
+            log.warning("epoch %d: metrics could not be computed (%s)", trainer.current_epoch, err)
+            return
+        self.evaluated_epoch = trainer.current_epoch
+        # float64 tensors: the 8-hex-digit protocol id (up to 2**32) survives exactly in metrics.csv.
+        values = {k: torch.tensor(v, dtype=torch.float64) for k, v in self.last.items()}
+        values["val/protocol_id"] = torch.tensor(int(self.record["protocol_id"], 16), dtype=torch.float64)
+        pl_module.log_dict(values, on_step=False, on_epoch=True, sync_dist=False)
+        shown = ", ".join(f"{k[4:]} {v:.4g}" for k, v in self.last.items())
+        seconds = time.perf_counter() - start
+        log.info(
+            "epoch %d metrics [%s] in %.2f s: %s",
+            trainer.current_epoch,
+            self.record["protocol_id"],
+            seconds,
+            shown,
+        )
+
+    def checkpoint_callbacks(self) -> list[Callback]:
+        """``checkpoints/best.ckpt`` tracking the lowest FID, when FID is computed."""
+        if "fid" not in self.evaluator.names:
+            return []
+        return [
+            BestCheckpoint(
+                self,
+                dirpath=str(self.dirpath / "checkpoints"),
+                filename="best",
+                monitor="val/fid",
+                mode="min",
+                save_top_k=1,
+                save_on_train_epoch_end=True,  # FID is logged at the end of training epochs
+                auto_insert_metric_name=False,
+                enable_version_counter=False,
+            )
+        ]
+
+    def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict) -> None:
+        if self.record is not None:
+            checkpoint.setdefault("ganforge", {})["metrics_protocol"] = self.record
+            checkpoint["ganforge"]["metrics"] = dict(self.last)
+
+
+def build_metric_callbacks(node: Any) -> list[Callback]:
+    """The metrics callback of a ``metrics`` config node and its ``best.ckpt`` companion.
+
+    Instantiated before ``fit``, so a missing weights file stops the run before training; the
+    user's error (for instance :class:`InceptionWeightsMissing`) surfaces unwrapped from Hydra's.
+    """
+    if not node:
+        return []
+    try:
+        quality = instantiate(node, _convert_="all")
+    except InstantiationException as err:
+        cause = err.__cause__ or err
+        if type(cause) is ValueError:  # a bad metrics.* value: one message, no traceback
+            raise ConfigError(f"metrics: {cause}") from None
+        raise cause from None
+    return [quality, *quality.checkpoint_callbacks()]
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """A ``ModelCheckpoint`` on ``val/fid`` that looks only in epochs where the metrics ran.
+
+    Args:
+        quality: the metrics callback whose results it monitors.
+        **kwargs: ``ModelCheckpoint`` arguments.
+    """
+
+    def __init__(self, quality: QualityMetrics, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.quality = quality
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.quality.evaluated_epoch == trainer.current_epoch:
+            super().on_train_epoch_end(trainer, pl_module)
