@@ -16,6 +16,7 @@ of the colour group). Geometric warps, luma flip, hue rotation and filtering are
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -33,7 +34,7 @@ class AdaptiveAugment(nn.Module):
         speed_images: images over which ``p`` can move by 1.
         interval: batches between adjustments of ``p``.
         p: the initial probability.
-        transforms: comma-separated subset of :data:`TRANSFORMS`.
+        transforms: comma-separated subset of :data:`TRANSFORMS` (or a list).
         adaptive: ``False`` keeps ``p`` fixed (the paper's fixed-p baselines).
     """
 
@@ -43,7 +44,7 @@ class AdaptiveAugment(nn.Module):
         speed_images: int = 500_000,
         interval: int = 4,
         p: float = 0.0,
-        transforms: str = ",".join(TRANSFORMS),
+        transforms: str | Sequence[str] = ",".join(TRANSFORMS),
         adaptive: bool = True,
     ):
         super().__init__()
@@ -51,7 +52,8 @@ class AdaptiveAugment(nn.Module):
             raise ValueError(f"ADA p must be in [0, 1]; got {p}")
         if interval < 1 or speed_images <= 0:
             raise ValueError("ADA interval must be >= 1 and speed_images > 0")
-        self.transforms = [t.strip() for t in transforms.split(",") if t.strip()]
+        names = transforms.split(",") if isinstance(transforms, str) else transforms
+        self.transforms = [t.strip() for t in names if t.strip()]
         unknown = [t for t in self.transforms if t not in TRANSFORMS]
         if unknown:
             raise ValueError(f"unknown ADA transforms {unknown}; valid: {', '.join(TRANSFORMS)}")

@@ -11,6 +11,8 @@ to 1/8 of the side with zero fill, cutout of a half-side square (zeroed).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -24,19 +26,20 @@ class DiffAugment(nn.Module):
 
     Args:
         policy: comma-separated transforms out of ``color``, ``translation``, ``cutout``;
-            the paper's choice for few-shot data is all three.
+            or a list of them; the paper's choice for few-shot data is all three.
         translation_ratio: largest shift as a fraction of the image side.
         cutout_ratio: side of the cut square as a fraction of the image side.
     """
 
     def __init__(
         self,
-        policy: str = "color,translation,cutout",
+        policy: str | Sequence[str] = "color,translation,cutout",
         translation_ratio: float = 0.125,
         cutout_ratio: float = 0.5,
     ):
         super().__init__()
-        self.policy = [p.strip() for p in policy.split(",") if p.strip()]
+        names = policy.split(",") if isinstance(policy, str) else policy
+        self.policy = [p.strip() for p in names if p.strip()]
         unknown = [p for p in self.policy if p not in POLICIES]
         if unknown:
             raise ValueError(f"unknown DiffAugment policy {unknown}; valid: {', '.join(POLICIES)}")
