@@ -116,7 +116,7 @@ EXPERIMENT_VARIANTS = [
     ["loss=r3gan"],
     ["model.discriminator.spectral_norm=true"],
     ["augment=diffaugment"],
-    ["augment=ada", "model.augment.speed_images=20000"],
+    ["augment=ada", "model.augment.speed_images=10000"],
 ]
 
 
