@@ -10,5 +10,5 @@ $TRAIN -m experiment=loss_zoo_mnist5k loss=ns,minimax,lsgan,hinge,wgan_gp,r3gan 
 # The regularizers on the non-saturating loss: spectral norm on D, DiffAugment, ADA.
 $TRAIN -m experiment=loss_zoo_mnist5k model.discriminator.spectral_norm=true seed=$SEEDS
 $TRAIN -m experiment=loss_zoo_mnist5k augment=diffaugment seed=$SEEDS
-# ADA at 1/50 of the paper's speed (10k instead of 500k images for p to move by 1): a run sees 18k images.
+# ADA at 1/50 of the paper's speed (10k instead of 500k images for p to move by 1): a run sees 17,920 images.
 $TRAIN -m experiment=loss_zoo_mnist5k augment=ada model.augment.speed_images=10000 seed=$SEEDS
