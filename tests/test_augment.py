@@ -16,12 +16,6 @@ from ganforge.config import ConfigError, validate_config
 from ganforge.train import train
 from ganforge.utils.checkpoint import load_checkpoint
 from tests.conftest import conf_options
-from tests.helpers import cache_mnist5k
-
-
-@pytest.fixture(autouse=True)
-def _mnist5k_parsed_once(monkeypatch):
-    cache_mnist5k(monkeypatch)
 
 
 def test_translate_and_cutout_on_a_known_image():
@@ -127,6 +121,7 @@ def test_d_sees_real_and_fake_through_the_same_augmentation(tiny_cfg, monkeypatc
                 "loss=r3gan",
                 "model.discriminator.norm=layer",
                 "trainer.limit_val_batches=0",
+                "data=digits",
             ]
         )
     )
@@ -137,7 +132,13 @@ def test_d_sees_real_and_fake_through_the_same_augmentation(tiny_cfg, monkeypatc
 
 def test_ada_p_is_logged_and_checkpointed(tiny_cfg):
     cfg = tiny_cfg(
-        ["augment=ada", "model.augment.interval=1", "model.augment.speed_images=8", "model.augment.p=0.5"]
+        [
+            "augment=ada",
+            "model.augment.interval=1",
+            "model.augment.speed_images=8",
+            "model.augment.p=0.5",
+            "data=digits",
+        ]
     )
     train(cfg)
     rows = list(csv.DictReader(open(f"{cfg.paths.output_dir}/metrics.csv")))
