@@ -88,6 +88,43 @@ def save_resolved(cfg: DictConfig, path: str | Path) -> Path:
     return path
 
 
+_CONDITIONINGS = (
+    "projection",
+    "aux",
+)  # networks.sngan.CONDITIONINGS (configs are checked before torch loads)
+_DIFFAUGMENT = ("color", "translation", "cutout")  # augment.diffaugment.POLICIES
+_ADA = ("xflip", "rotate90", "translation", "brightness", "contrast", "saturation")  # augment.ada.TRANSFORMS
+# Penalties that differentiate D per sample: batch norm in D would mix the samples.
+_PER_SAMPLE_PENALTIES = ("gradient_penalty", "r1_penalty", "r2_penalty")
+
+
+def _names_ok(value, valid: tuple[str, ...]) -> bool:
+    names = str(value).split(",") if isinstance(value, str) else [str(v) for v in value]
+    return all(name.strip() in valid for name in names if name.strip())
+
+
+def _penalty_problems(cfg: DictConfig) -> list[str]:
+    """Weights (gamma, lambda) >= 0, lazy intervals >= 1, and no batch norm in D under a gradient penalty."""
+    problems = []
+    penalties = OmegaConf.select(cfg, "loss.penalties") or {}
+    norm = OmegaConf.select(cfg, "model.discriminator.norm")
+    for name, node in penalties.items():
+        if node is None:
+            continue
+        weight, every = node.get("weight", 1.0), node.get("every", 1)
+        if not _type_ok(weight, float) or weight < 0:
+            problems.append(f"loss.penalties.{name}.weight must be a number >= 0; got {weight!r}")
+        if not _type_ok(every, int) or every < 1:
+            problems.append(f"loss.penalties.{name}.every must be an integer >= 1; got {every!r}")
+        target = str(OmegaConf.select(node, "fn._target_", default=""))
+        if norm == "batch" and target.rsplit(".", 1)[-1] in _PER_SAMPLE_PENALTIES:
+            problems.append(
+                f"loss.penalties.{name} takes per-sample gradients of D, but model.discriminator.norm=batch "
+                "mixes the samples of a batch; add model.discriminator.norm=layer (or none)"
+            )
+    return problems
+
+
 _PRECISIONS = {"32-true", "32", "64-true", "64", "bf16-mixed", "16-mixed", "bf16-true", "16-true"}
 
 # (key, type, check, what the check means); a key absent from the composed config is skipped.
@@ -105,6 +142,30 @@ _RULES: list[tuple[str, type, object, str]] = [
     ("model.ema_decay", float, lambda v: 0 <= v < 1, "in [0, 1)"),
     ("model.max_iters", int, lambda v: v >= 1, ">= 1 (or null)"),
     ("model.grad_clip", float, lambda v: v > 0, "> 0 (or null)"),
+    ("model.num_classes", int, lambda v: v >= 0, ">= 0 (0 = unconditional)"),
+    (
+        "model.discriminator.conditioning",
+        str,
+        lambda v: v in _CONDITIONINGS,
+        "one of " + ", ".join(_CONDITIONINGS),
+    ),
+    ("model.augment.p", float, lambda v: 0 <= v <= 1, "in [0, 1]"),
+    ("model.augment.target", float, lambda v: 0 <= v <= 1, "in [0, 1] (r_t = E[sign(D(real))])"),
+    ("model.augment.interval", int, lambda v: v >= 1, ">= 1"),
+    ("model.augment.speed_images", int, lambda v: v >= 1, ">= 1"),
+    (
+        "model.augment.policy",
+        str,
+        lambda v: _names_ok(v, _DIFFAUGMENT),
+        "comma-separated, out of " + ", ".join(_DIFFAUGMENT),
+    ),
+    (
+        "model.augment.transforms",
+        str,
+        lambda v: _names_ok(v, _ADA),
+        "comma-separated, out of " + ", ".join(_ADA),
+    ),
+    ("loss.aux_weight", float, lambda v: v >= 0, ">= 0"),
     ("trainer.max_epochs", int, lambda v: v >= 1 or v == -1, ">= 1 (or -1 for no limit)"),
     ("trainer.precision", str, lambda v: str(v) in _PRECISIONS, "one of " + ", ".join(sorted(_PRECISIONS))),
 ]
@@ -153,5 +214,6 @@ def validate_config(cfg: DictConfig) -> None:
             problems.append(
                 f"model.{side}.channels = {channels} but data.channels = {data_channels}; they must match"
             )
+    problems += _penalty_problems(cfg)
     if problems:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))

@@ -71,3 +71,11 @@ def d_loss_relativistic(real_logits: torch.Tensor, fake_logits: torch.Tensor) ->
 def g_loss_relativistic(fake_logits: torch.Tensor, real_logits: torch.Tensor) -> torch.Tensor:
     """Relativistic pairing generator loss: softplus(-(D(G(z)) - D(x)))."""
     return F.softplus(real_logits - fake_logits).mean()
+
+
+def aux_class_loss(class_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """ACGAN auxiliary classification loss (Odena et al. 2017): cross-entropy of D's class head.
+
+    D minimizes it on real and generated images, G on generated images (with their sampled labels).
+    """
+    return F.cross_entropy(class_logits, labels)

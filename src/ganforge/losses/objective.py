@@ -46,6 +46,8 @@ class GANObjective:
             ``None`` uses the midpoint of the batch's mean real and fake logits
             (critics with no fixed decision boundary, such as WGAN's).
         penalties: named :class:`Penalty` objects added to the D loss.
+        aux_weight: weight of the auxiliary classification loss (ACGAN), added to both
+            losses when the discriminator returns class logits beside its real/fake logit.
     """
 
     d_loss: LossFn
@@ -54,6 +56,7 @@ class GANObjective:
     g_needs_real: bool = False
     threshold: float | None = 0.0
     penalties: Mapping[str, Penalty] = field(default_factory=dict)
+    aux_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.n_critic < 1:

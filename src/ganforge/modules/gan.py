@@ -9,6 +9,11 @@ evaluation and export.
 Counters: ``self.iteration`` counts training batches (= discriminator steps) and is the
 x-axis of every logged value; ``self.g_steps`` counts generator steps. Lightning's
 ``trainer.global_step`` counts optimizer steps of both networks and is not used.
+
+Augmentation (DiffAugment, ADA) sits in front of D for every image it sees, real and fake,
+in both steps; penalties differentiate D behind the augmentation with respect to the clean
+images, as stylegan2-ada does. A discriminator with an auxiliary classifier (ACGAN) returns
+``(logits, class_logits)``; its cross-entropy is then added to both losses.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import torch
 from pytorch_lightning import LightningModule
 from torch import nn
 
+from ganforge.losses.adversarial import aux_class_loss
 from ganforge.losses.objective import GANObjective
 from ganforge.modules.ema import ema_beta, ema_update
 from ganforge.utils.seeding import run_seed
@@ -33,7 +39,8 @@ class GANModule(LightningModule):
 
     Args:
         generator: maps ``(z, labels)`` to images.
-        discriminator: maps ``(images, labels)`` to one logit per image.
+        discriminator: maps ``(images, labels)`` to one logit per image, or to
+            ``(logits, class_logits)`` when it has an auxiliary classifier (ACGAN).
         loss: the adversarial objective (losses, ``n_critic``, penalties).
         optimizer: ``{"generator": partial, "discriminator": partial}`` of torch optimizers
             and optionally ``"scheduler"``, a partial LR scheduler applied to both, stepped
@@ -45,6 +52,8 @@ class GANModule(LightningModule):
         n_fixed_samples: size of the fixed-noise sample grid.
         max_iters: stop after this many iterations (training batches); ``None`` = no limit.
         channels_last: use the channels-last memory format (faster convolutions on CPU).
+        augment: augmentation applied to every D input (real and fake, D and G steps);
+            one with an ``update(real_logits)`` method (ADA) is updated after each D step.
     """
 
     def __init__(
@@ -60,6 +69,7 @@ class GANModule(LightningModule):
         n_fixed_samples: int = 64,
         max_iters: int | None = None,
         channels_last: bool = False,
+        augment: nn.Module | None = None,
     ):
         super().__init__()
         self.automatic_optimization = False
@@ -67,6 +77,7 @@ class GANModule(LightningModule):
             raise ValueError(f"model.ema_decay must be in [0, 1); got {ema_decay}")
         self.generator, self.discriminator, self.objective = generator, discriminator, loss
         self.generator_ema = copy.deepcopy(generator).eval().requires_grad_(False)
+        self.augment = augment
         self.optimizer_cfg = dict(optimizer)
         self.latent_dim, self.num_classes, self.ema_decay = latent_dim, num_classes, ema_decay
         self.grad_clip, self.max_iters, self.channels_last = grad_clip, max_iters, channels_last
@@ -138,6 +149,16 @@ class GANModule(LightningModule):
                 net.to(memory_format=torch.channels_last)
 
     # ----------------------------------------------------------------- training
+    def discriminate(
+        self, x: torch.Tensor, labels: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """D's ``(logits, class_logits or None)`` on ``x`` behind the augmentation, if any."""
+        out = self.discriminator(self.augment(x) if self.augment is not None else x, labels)
+        return out if isinstance(out, tuple) else (out, None)
+
+    def _penalty_critic(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        return self.discriminate(x, labels)[0]
+
     def training_step(self, batch, batch_idx: int) -> None:
         real, labels = batch
         real = self._format(real)
@@ -150,18 +171,25 @@ class GANModule(LightningModule):
         with torch.no_grad():
             fake_labels = self.sample_labels(n)
             fake = self._format(self.generator(self.sample_noise(n), fake_labels))
-        real_logits = self.discriminator(real, labels)
-        fake_logits = self.discriminator(fake, fake_labels)
+        real_logits, real_classes = self.discriminate(real, labels)
+        fake_logits, fake_classes = self.discriminate(fake, fake_labels)
         d_loss = self.objective.d_loss(real_logits, fake_logits)
         logs = {"train/d_loss_adv": d_loss.detach()}
+        if real_classes is not None:
+            aux = aux_class_loss(real_classes, labels) + aux_class_loss(fake_classes, fake_labels)
+            d_loss = d_loss + self.objective.aux_weight * aux
+            logs["train/d_loss_aux"] = aux.detach()
         for name, penalty in self.objective.penalties.items():
             if self.iteration % penalty.every == 0:
-                value = penalty.fn(self.discriminator, real, fake, labels=labels, fake_labels=fake_labels)
+                value = penalty.fn(self._penalty_critic, real, fake, labels=labels, fake_labels=fake_labels)
                 d_loss = d_loss + penalty.weight * penalty.every * value
                 logs[f"train/{name}"] = value.detach()
         self._step(opt_d, d_loss)
         self.untoggle_optimizer(opt_d)
         logs.update(self._d_diagnostics(real_logits.detach(), fake_logits.detach()))
+        if hasattr(self.augment, "update"):
+            self.augment.update(real_logits.detach())
+            logs["train/ada_p"], logs["train/ada_rt"] = self.augment.p.clone(), self.augment.rt.clone()
         logs["train/d_loss"] = d_loss.detach()
 
         # Generator step every n_critic batches.
@@ -169,9 +197,11 @@ class GANModule(LightningModule):
             self.toggle_optimizer(opt_g)
             gen_labels = self.sample_labels(n)
             fake = self._format(self.generator(self.sample_noise(n), gen_labels))
-            fake_logits = self.discriminator(fake, gen_labels)
-            real_logits_g = self.discriminator(real, labels) if self.objective.g_needs_real else None
+            fake_logits, fake_classes = self.discriminate(fake, gen_labels)
+            real_logits_g = self.discriminate(real, labels)[0] if self.objective.g_needs_real else None
             g_loss = self.objective.g_loss(fake_logits, real_logits_g)
+            if fake_classes is not None:
+                g_loss = g_loss + self.objective.aux_weight * aux_class_loss(fake_classes, gen_labels)
             self._step(opt_g, g_loss)
             self.untoggle_optimizer(opt_g)
             self.g_steps += 1
@@ -240,6 +270,7 @@ class GANModule(LightningModule):
         """D's accuracy on held-out real images: falling values mean D memorises its training set."""
         real, labels = batch
         logits = self.discriminator(self._format(real), labels if self.num_classes else None)
+        logits = logits[0] if isinstance(logits, tuple) else logits
         threshold = self.objective.threshold
         if threshold is None:
             return

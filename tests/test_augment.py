@@ -1,0 +1,148 @@
+"""DiffAugment and ADA: exact ops, shapes and ranges, gradients, the ADA controller, and that D
+sees every real and fake image through the same augmentation in both steps."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from ganforge.augment import ops
+from ganforge.augment.ada import AdaptiveAugment
+from ganforge.augment.diffaugment import DiffAugment
+from ganforge.config import ConfigError, validate_config
+from ganforge.train import train
+from ganforge.utils.checkpoint import load_checkpoint
+from tests.conftest import conf_options
+
+
+def test_translate_and_cutout_on_a_known_image():
+    x = torch.arange(16.0).view(1, 1, 4, 4) + 1
+    shifted = ops.translate(x, torch.tensor([1]), torch.tensor([-1]), fill="zeros")
+    expected = torch.zeros(1, 1, 4, 4)
+    expected[0, 0, :3, 1:] = x[0, 0, 1:, :3]  # one right, one up, zeros shifted in
+    assert torch.equal(shifted, expected)
+    mirrored = ops.translate(x, torch.tensor([1]), torch.tensor([0]), fill="reflect")
+    assert torch.equal(mirrored[0, 0, :, 0], x[0, 0, :, 1]) and torch.equal(
+        mirrored[0, 0, :, 1:], x[0, 0, :, :3]
+    )
+    cut = ops.cutout(x, (2, 2), torch.tensor([1]), torch.tensor([-1]))  # partly outside the left edge
+    assert cut[0, 0, 1:3, 0].eq(0).all() and (cut != 0).sum() == 14
+    assert torch.equal(ops.rotate90(x, torch.tensor([1])), torch.rot90(x, 1, (2, 3)))
+
+
+def test_diffaugment_keeps_shapes_ranges_and_passes_gradients():
+    torch.manual_seed(0)
+    x = (torch.rand(16, 3, 16, 16) * 2 - 1).requires_grad_(True)
+    geometric = DiffAugment("translation,cutout")(x)
+    assert geometric.shape == x.shape and geometric.dtype == x.dtype
+    assert geometric.min() >= -1 and geometric.max() <= 1  # moves and zeroes pixels, never rescales
+    assert (geometric == 0).float().mean() > 0.1  # cutout removed ~1/4 of each image
+    out = DiffAugment()(x)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    # Colour is bounded: brightness +-0.5, then saturation x<=2 and contrast x<=1.5 about means in [-1.5, 1.5].
+    assert out.abs().max() <= 1.5 * (1 + 2 * 2) * (1 + 2 * 1.5)
+    out.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0  # G learns through T
+    with pytest.raises(ValueError, match="valid: color, translation, cutout"):
+        DiffAugment("color,zoom")
+
+
+def test_ada_probability_follows_the_overfitting_heuristic():
+    ada = AdaptiveAugment(target=0.6, speed_images=100, interval=2)
+    confident = torch.full((8,), 3.0)  # r_t = E[sign(D(real))] = 1 > 0.6: D overfits
+    for _ in range(6):
+        ada.update(confident)
+    # 3 adjustments of 16 images / 100 each.
+    assert ada.p.item() == pytest.approx(0.48) and ada.rt.item() == 1.0
+    unsure = torch.tensor([1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0, 1.0])  # r_t = 0.25 < 0.6
+    for _ in range(2):
+        ada.update(unsure)
+    assert ada.p.item() == pytest.approx(0.32) and ada.rt.item() == pytest.approx(0.25)
+    for _ in range(20):
+        ada.update(-confident)
+    assert ada.p.item() == 0.0  # clipped at 0
+    fixed = AdaptiveAugment(p=0.3, adaptive=False)
+    fixed.update(confident)
+    assert fixed.p.item() == pytest.approx(0.3)
+
+
+def test_ada_pipeline_at_p_0_and_1():
+    torch.manual_seed(0)
+    x = (torch.rand(8, 3, 16, 16) * 2 - 1).requires_grad_(True)
+    assert AdaptiveAugment(p=0.0)(x) is x
+    out = AdaptiveAugment(p=1.0)(x)
+    assert out.shape == x.shape and not torch.allclose(out, x)
+    out.square().sum().backward()
+    assert x.grad.abs().sum() > 0
+    flips = AdaptiveAugment(p=1.0, transforms="xflip")(x.detach())
+    assert all(torch.equal(f, o) or torch.equal(f, o.flip(2)) for f, o in zip(flips, x.detach(), strict=True))
+
+
+@pytest.mark.parametrize("option", conf_options("augment"))
+def test_every_augment_option_instantiates(tiny_cfg, option):
+    cfg = tiny_cfg([f"augment={option}"])
+    validate_config(cfg)
+    module = instantiate(cfg.model.augment)
+    assert module(torch.zeros(2, 1, 16, 16)).shape == (2, 1, 16, 16)
+
+
+def test_bad_augment_settings_are_config_errors(tiny_cfg):
+    with pytest.raises(ConfigError, match="model.augment.policy"):
+        validate_config(tiny_cfg(["augment=diffaugment", "model.augment.policy='color,zoom'"]))
+    with pytest.raises(ConfigError, match=r"model.augment.p must be in \[0, 1\]"):
+        validate_config(tiny_cfg(["augment=ada", "model.augment.p=1.5"]))
+
+
+def test_d_sees_real_and_fake_through_the_same_augmentation(tiny_cfg, monkeypatch):
+    """Every D input in training (D step, G step, R1/R2 penalties) is an output of the one DiffAugment."""
+    from ganforge.networks.dcgan import DCGANDiscriminator
+
+    augmented, seen = [], []
+    forward_aug, forward_d = DiffAugment.forward, DCGANDiscriminator.forward
+
+    def spy_aug(self, x):
+        out = forward_aug(self, x)
+        augmented.append(out)
+        return out
+
+    def spy_d(self, x, labels=None):
+        seen.append(x)
+        return forward_d(self, x, labels)
+
+    monkeypatch.setattr(DiffAugment, "forward", spy_aug)
+    monkeypatch.setattr(DCGANDiscriminator, "forward", spy_d)
+    train(
+        tiny_cfg(
+            [
+                "augment=diffaugment",
+                "loss=r3gan",
+                "model.discriminator.norm=layer",
+                "trainer.limit_val_batches=0",
+                "data=digits",
+            ]
+        )
+    )
+    # Per batch: D step real + fake, R1 + R2, G step fake + real (relativistic): 6 D calls.
+    assert len(seen) == 2 * 6
+    assert all(any(x is a for a in augmented) for x in seen)
+
+
+def test_ada_p_is_logged_and_checkpointed(tiny_cfg):
+    cfg = tiny_cfg(
+        [
+            "augment=ada",
+            "model.augment.interval=1",
+            "model.augment.speed_images=8",
+            "model.augment.p=0.5",
+            "data=digits",
+        ]
+    )
+    train(cfg)
+    rows = list(csv.DictReader(open(f"{cfg.paths.output_dir}/metrics.csv")))
+    logged = [float(r["train/ada_p"]) for r in rows if r.get("train/ada_p")]
+    assert len(logged) == 2 and all(0.0 <= p <= 1.0 for p in logged) and logged[0] in (0.0, 1.0)
+    state = load_checkpoint(f"{cfg.paths.output_dir}/checkpoints/last.ckpt")["state_dict"]
+    assert state["augment.p"].item() == pytest.approx(logged[-1])
