@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from ganforge.config import compose_config
 from ganforge.losses.adversarial import d_loss_bce
 from ganforge.utils.checkpoint import load_checkpoint
 
@@ -90,3 +91,24 @@ def test_divergence_on_one_process_stops_every_process(tmp_path):
     assert "training diverged at iteration 2" in run.stderr
     # Rank 0's own losses are finite: it stops because the guard shares the decision.
     assert "a loss on another process = nan" in run.stderr
+
+
+def test_slurm_launcher_composes_with_ddp():
+    """SLURM through Hydra's submitit launcher: one task per GPU, Lightning reads the SLURM variables."""
+    cfg = compose_config(
+        [
+            "trainer=ddp",
+            "trainer.devices=4",
+            "trainer.num_nodes=2",
+            "hydra/launcher=submitit_slurm",
+            "hydra.launcher.nodes=2",
+            "hydra.launcher.tasks_per_node=4",
+            "hydra.launcher.gpus_per_node=4",
+        ]
+    )
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+    assert cfg.trainer.strategy == "ddp_find_unused_parameters_true"
+    assert (
+        cfg.hydra.launcher.nodes * cfg.hydra.launcher.tasks_per_node
+        == cfg.trainer.devices * cfg.trainer.num_nodes
+    )
