@@ -19,6 +19,7 @@ FLOPs of one training iteration come from ``torch.utils.flop_counter.FlopCounter
 Usage:
     python benchmarks/bench_train.py            # 5 repetitions of 50 timed iterations
     python benchmarks/bench_train.py --quick    # 1 repetition of 20
+    python benchmarks/bench_train.py --threads 1   # one core: steadier on a busy machine
 """
 
 from __future__ import annotations
@@ -217,6 +218,7 @@ def measure(
                 rates[name].append(iters * batch / seconds)
                 last[name] = {"flops": flops, "peak_mb": peak}
     info = cpu_info()
+    info["cores"] = min(info["cores"], torch.get_num_threads())  # the peak of the cores in use
     theory, formula = theoretical_fp32_peak(info)
     matmul = measured_matmul_peak(matmul_n)
     med = {k: statistics.median(v) for k, v in rates.items()}
@@ -305,7 +307,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, str]]:
     parser.add_argument("--quick", action="store_true", help="1 repetition of 20 iterations")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--iters", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args, _ = parser.parse_known_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     for name in ("pytorch_lightning", "lightning_fabric"):  # keep the table readable
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="pytorch_lightning")

@@ -9,6 +9,7 @@ import torch
 from hydra.utils import instantiate
 from torch._dynamo.utils import counters
 
+from ganforge.modules.gan import GANModule
 from ganforge.train import train
 from ganforge.utils.checkpoint import load_checkpoint
 from tests.conftest import compose_tiny
@@ -91,3 +92,23 @@ def test_loader_switches_give_the_same_batches(tmp_path, switch):
     for (xa, ya), (xb, yb) in zip(reference, switched, strict=True):
         torch.testing.assert_close(xb, xa, rtol=0, atol=0)
         assert torch.equal(ya, yb)
+
+
+def test_logging_only_where_read_writes_the_same_metrics(tmp_path, monkeypatch):
+    """``GANModule`` hands values to ``self.log`` on logging steps only; the files must not change."""
+    overrides = ["trainer.log_every_n_steps=3", "trainer.limit_train_batches=5", "data.img_size=16"]
+    overrides.append("trainer.deterministic=true")
+    lean = train(compose_tiny(tmp_path / "lean", overrides))
+
+    def log_every_step(self, logs, n, batch_idx):  # what the module did before
+        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=n)
+
+    monkeypatch.setattr(GANModule, "_log_step", log_every_step)
+    full = train(compose_tiny(tmp_path / "full", overrides))
+    lean_rows = list(csv.DictReader(open(tmp_path / "lean" / "run" / "metrics.csv")))
+    full_rows = list(csv.DictReader(open(tmp_path / "full" / "run" / "metrics.csv")))
+    assert [r["step"] for r in lean_rows if r["train/d_loss"]] == ["2"]  # iterations 3 (log) and 5 (not)
+    assert lean_rows == full_rows
+    assert {k: v for k, v in full.items() if k.startswith("train/")} == {
+        k: v for k, v in lean.items() if k.startswith("train/")
+    }  # the final metrics are the last step's, logging step or not

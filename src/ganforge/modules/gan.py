@@ -178,20 +178,26 @@ class GANModule(LightningModule):
         self.last_losses = {k: v for k, v in logs.items() if k.endswith("loss")}
         self.iteration += 1
         self._step_schedulers("iteration")
-        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=n)
-        self.log_dict(
-            {
-                "d_loss": logs["train/d_loss"],
-                **({"g_loss": logs["train/g_loss"]} if "train/g_loss" in logs else {}),
-            },
-            prog_bar=True,
-            logger=False,
-            on_step=True,
-            on_epoch=False,
-            batch_size=n,
-        )
         if self.max_iters is not None and self.iteration >= self.max_iters:
             self.trainer.should_stop = True
+        self._log_step(logs, n, batch_idx)
+
+    def _log_step(self, logs: dict[str, torch.Tensor], n: int, batch_idx: int) -> None:
+        """Hand the step's values to Lightning only where they are read.
+
+        That is on logging steps (the loggers write nothing in between), at an epoch's last batch
+        (the run's final metrics) and for a visible progress bar. ``self.log`` costs ~1.5 ms a
+        call on a CPU: logging every step took ~10 % of the default run's step time.
+        """
+        trainer = self.trainer
+        last = batch_idx + 1 >= trainer.num_training_batches or trainer.should_stop
+        if trainer._logger_connector.should_update_logs or last:
+            self.log_dict(logs, on_step=True, on_epoch=False, batch_size=n)
+        if trainer.progress_bar_callback is not None:
+            shown = {"d_loss": logs["train/d_loss"]}
+            if "train/g_loss" in logs:
+                shown["g_loss"] = logs["train/g_loss"]
+            self.log_dict(shown, prog_bar=True, logger=False, on_step=True, on_epoch=False, batch_size=n)
 
     def _d_diagnostics(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> dict[str, torch.Tensor]:
         """D's mean output and accuracy on the real and the generated batch."""
