@@ -12,6 +12,9 @@ same in-memory MNIST tensors with the same batch size:
 * **plain**: the training loop of PyTorch's own DCGAN example (``examples/dcgan/main.py``):
   eager, NCHW, BCE on logits, ``fake.detach()`` for D and the same ``fake`` for G, ``.item()``
   of the three diagnostics per step.
+* **plain_same_work**: the same loop, but G's step draws a fresh noise batch and runs G forward
+  again, as ganforge does (the example reuses D's ``fake``): the same work per iteration, so its
+  ratio isolates the framework's overhead from the algorithm's.
 
 Repetitions alternate the order (ABBA) and the reported numbers are medians with the range.
 FLOPs of one training iteration come from ``torch.utils.flop_counter.FlopCounterMode``.
@@ -48,6 +51,8 @@ from machine import PeakMemory, cpu_info, measured_matmul_peak, theoretical_fp32
 from ganforge.config import compose_config  # noqa: E402
 from ganforge.train import build_loggers, build_module  # noqa: E402
 from ganforge.utils.checkpoint import AtomicCheckpointIO  # noqa: E402
+
+NAMES = ("ganforge", "plain", "plain_same_work")
 
 
 def default_config(run_dir: str, overrides: list[str] | None = None) -> DictConfig:
@@ -121,7 +126,9 @@ def train_images(cfg: DictConfig) -> torch.Tensor:
     return torch.stack([datamodule.train_set[i][0] for i in range(len(datamodule.train_set))])
 
 
-def run_plain(cfg: DictConfig, images: torch.Tensor, warmup: int, iters: int, seed: int = 0) -> dict:
+def run_plain(
+    cfg: DictConfig, images: torch.Tensor, warmup: int, iters: int, seed: int = 0, same_work: bool = False
+) -> dict:
     """PyTorch's DCGAN example loop on the same networks and data; returns seconds, FLOPs, memory."""
     torch.manual_seed(seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -158,6 +165,8 @@ def run_plain(cfg: DictConfig, images: torch.Tensor, warmup: int, iters: int, se
         output.mean().item()
         opt_d.step()
         net_g.zero_grad()
+        if same_work:  # a fresh noise batch for G's step, as ganforge draws
+            fake = net_g(torch.randn(b, cfg.model.latent_dim, device=device))
         output = net_d(fake)
         err_g = criterion(output, ones)
         err_g.backward()
@@ -172,7 +181,7 @@ def run_plain(cfg: DictConfig, images: torch.Tensor, warmup: int, iters: int, se
             counter.__exit__(None, None, None)
             result["flops"] = float(counter.get_total_flops())
             break
-    result["peak_mb"] = memory.peak_mb
+    result["memory"] = memory
     return result
 
 
@@ -202,33 +211,34 @@ def measure(
         images = train_images(cfg)
         if warmup + iters + 1 > len(images) // batch:
             raise ValueError(f"warmup + iters + 1 = {warmup + iters + 1} exceeds one epoch")
-        rates = {"ganforge": [], "plain": []}
+        rates = {name: [] for name in NAMES}
         last: dict = {}
         for rep in range(repeats):
-            order = ("ganforge", "plain") if rep % 2 == 0 else ("plain", "ganforge")
+            order = NAMES if rep % 2 == 0 else NAMES[::-1]
             for name in order:
                 if name == "ganforge":
                     window = run_ganforge(
                         default_config(f"{tmp}/run{rep}", overrides), warmup, iters, seed=rep
                     )
-                    seconds, flops, peak = window.seconds, window.flops, window.memory.peak_mb
+                    seconds, flops, memory = window.seconds, window.flops, window.memory
                 else:
-                    out = run_plain(cfg, images, warmup, iters, seed=rep)
-                    seconds, flops, peak = out["seconds"], out["flops"], out["peak_mb"]
+                    out = run_plain(cfg, images, warmup, iters, seed=rep, same_work=name == "plain_same_work")
+                    seconds, flops, memory = out["seconds"], out["flops"], out["memory"]
                 rates[name].append(iters * batch / seconds)
-                last[name] = {"flops": flops, "peak_mb": peak}
+                last[name] = {"flops": flops, "peak_mb": memory.peak_mb, "added_mb": memory.added_mb}
     info = cpu_info()
-    info["cores"] = min(info["cores"], torch.get_num_threads())  # the peak of the cores in use
-    theory, formula = theoretical_fp32_peak(info)
+    cores = info["cores"]
+    theory, formula = theoretical_fp32_peak({**info, "cores": min(cores, torch.get_num_threads())})
     matmul = measured_matmul_peak(matmul_n)
     med = {k: statistics.median(v) for k, v in rates.items()}
     out = {
-        "machine": f"{info['model']}, {info['cores']} cores, torch {torch.__version__}, "
+        "machine": f"{info['model']}, {cores} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads",
         "batch_size": batch,
         "timed_iters": iters,
         "repeats": repeats,
         "ratio": med["ganforge"] / med["plain"],
+        "ratio_same_work": med["ganforge"] / med["plain_same_work"],
         "matmul_peak_gflops": matmul / 1e9,
         "theoretical_peak_gflops": theory / 1e9,
         "theoretical_formula": formula,
@@ -244,6 +254,7 @@ def measure(
             "pct_matmul_peak": 100 * achieved / matmul,
             "pct_theoretical_peak": 100 * achieved / theory,
             "peak_rss_mb": last[name]["peak_mb"],
+            "added_rss_mb": last[name]["added_mb"],
         }
     return out
 
@@ -252,41 +263,37 @@ def table(result: dict) -> list[dict[str, str]]:
     """Rows for printing: one per measured quantity, ganforge and plain side by side."""
 
     def both(key: str, fmt: str) -> dict[str, str]:
-        return {name: format(result[name][key], fmt) for name in ("ganforge", "plain")}
+        return {name: format(result[name][key], fmt) for name in NAMES}
 
-    g, p = result["ganforge"], result["plain"]
+    def note(measure: str, value: str, remark: str = "") -> dict[str, str]:
+        return {"measure": measure, "ganforge": value, "plain": remark, "plain_same_work": ""}
+
     rows = [
         {"measure": "images/s (median)", **both("images_per_s", ".1f")},
         {
             "measure": "images/s (min-max)",
             **{
                 n: f"{r['images_per_s_range'][0]:.1f}-{r['images_per_s_range'][1]:.1f}"
-                for n, r in (("ganforge", g), ("plain", p))
+                for n, r in ((name, result[name]) for name in NAMES)
             },
         },
         {"measure": "GFLOP per iteration", **both("gflop_per_iter", ".3f")},
         {"measure": "achieved GFLOP/s", **both("achieved_gflops", ".1f")},
         {"measure": "% of matmul peak", **both("pct_matmul_peak", ".1f")},
         {"measure": "% of theoretical FP32 peak", **both("pct_theoretical_peak", ".1f")},
-        {"measure": "peak RSS during timing (MB)", **both("peak_rss_mb", ".0f")},
+        {"measure": "peak RSS of the process while timed (MB)", **both("peak_rss_mb", ".0f")},
+        {"measure": "RSS added by the timed steps (MB)", **both("added_rss_mb", ".0f")},
     ]
-    rows.append(
-        {"measure": "ratio ganforge/plain (medians)", "ganforge": f"{result['ratio']:.3f}", "plain": ""}
-    )
-    rows.append(
-        {
-            "measure": "matmul peak 2048^2 fp32 (GFLOP/s)",
-            "ganforge": f"{result['matmul_peak_gflops']:.1f}",
-            "plain": "",
-        }
-    )
-    rows.append(
-        {
-            "measure": "theoretical FP32 peak (GFLOP/s)",
-            "ganforge": f"{result['theoretical_peak_gflops']:.1f}",
-            "plain": result["theoretical_formula"],
-        }
-    )
+    rows += [
+        note("ratio ganforge/plain (medians)", f"{result['ratio']:.3f}"),
+        note("ratio ganforge/plain_same_work", f"{result['ratio_same_work']:.3f}"),
+        note("matmul peak 2048^2 fp32 (GFLOP/s)", f"{result['matmul_peak_gflops']:.1f}"),
+        note(
+            "theoretical FP32 peak (GFLOP/s)",
+            f"{result['theoretical_peak_gflops']:.1f}",
+            result["theoretical_formula"],
+        ),
+    ]
     return rows
 
 

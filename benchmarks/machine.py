@@ -70,16 +70,28 @@ class PeakMemory:
     """Peak memory over a ``with`` block: resident set size on CPU, allocated memory on CUDA.
 
     ``peak_mb`` after the block; on CPU it is the process's high-water mark, reset on entry
-    where Linux allows it (otherwise it is the peak since the process started).
+    where Linux allows it (otherwise it is the peak since the process started). ``added_mb``
+    is the peak minus the memory in use on entry: what the block itself needed.
     """
 
     def __init__(self, device: str = "cpu"):
-        self.device, self.peak_mb = device, float("nan")
+        self.device, self.peak_mb, self.start_mb = device, float("nan"), float("nan")
+
+    @property
+    def added_mb(self) -> float:
+        return self.peak_mb - self.start_mb
+
+    def _status_mb(self, field: str) -> float:
+        status = Path("/proc/self/status")
+        match = re.search(rf"{field}:\s*(\d+) kB", status.read_text()) if status.is_file() else None
+        return int(match.group(1)) / 1024 if match else float("nan")
 
     def __enter__(self) -> PeakMemory:
         if self.device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
+            self.start_mb = torch.cuda.memory_allocated() / 2**20
         else:
+            self.start_mb = self._status_mb("VmRSS")
             try:
                 Path("/proc/self/clear_refs").write_text("5")
             except OSError:
@@ -90,12 +102,9 @@ class PeakMemory:
         if self.device.startswith("cuda"):
             self.peak_mb = torch.cuda.max_memory_allocated() / 2**20
             return
-        status = Path("/proc/self/status")
-        if status.is_file():
-            match = re.search(r"VmHWM:\s*(\d+) kB", status.read_text())
-            if match:
-                self.peak_mb = int(match.group(1)) / 1024
-                return
+        self.peak_mb = self._status_mb("VmHWM")
+        if self.peak_mb == self.peak_mb:  # not NaN: Linux reported it
+            return
         import resource
 
         self.peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

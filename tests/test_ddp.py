@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from ganforge.config import compose_config
-from ganforge.losses.adversarial import d_loss_bce
+from ganforge.losses.adversarial import g_loss_nonsaturating
 from ganforge.utils.checkpoint import load_checkpoint
 
 BIN = Path(sys.executable).parent
@@ -40,11 +40,15 @@ SCHEMES = {
 _calls = 0
 
 
-def d_loss_nan_on_rank1(real_logits, fake_logits):
-    """BCE, but NaN from the second call on in the process of local rank 1 only."""
+def g_loss_nan_on_rank1(fake_logits, real_logits=None):
+    """The non-saturating G loss, but NaN from the second call on in the process of local rank 1.
+
+    Rank 0's own losses of that iteration are computed before the all-reduced G step spreads
+    the NaN, so only a shared decision stops rank 0 in the same iteration.
+    """
     global _calls
     _calls += 1
-    loss = d_loss_bce(real_logits, fake_logits)
+    loss = g_loss_nonsaturating(fake_logits, real_logits)
     return loss * float("nan") if os.environ.get("LOCAL_RANK") == "1" and _calls >= 2 else loss
 
 
@@ -85,7 +89,7 @@ def test_ddp_trains_once_and_resumes(tmp_path, scheme):
 
 @pytest.mark.slow
 def test_divergence_on_one_process_stops_every_process(tmp_path):
-    loss = f"loss.d_loss._target_={__name__}.d_loss_nan_on_rank1"
+    loss = f"loss.g_loss._target_={__name__}.g_loss_nan_on_rank1"
     run = run_ddp(tmp_path, [*SCHEMES["gan"], loss, "trainer.limit_train_batches=4"], name="diverge")
     assert run.returncode == 1, run.stderr[-3000:]
     assert "training diverged at iteration 2" in run.stderr
