@@ -215,5 +215,22 @@ def validate_config(cfg: DictConfig) -> None:
                 f"model.{side}.channels = {channels} but data.channels = {data_channels}; they must match"
             )
     problems += _penalty_problems(cfg)
+    problems += _precision_problems(cfg)
     if problems:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
+
+
+def _precision_problems(cfg: DictConfig) -> list[str]:
+    """fp16 mixed precision needs a CUDA GPU (Lightning would silently switch a CPU run to bf16)."""
+    precision = str(OmegaConf.select(cfg, "trainer.precision", default=""))
+    accelerator = str(OmegaConf.select(cfg, "trainer.accelerator", default="auto"))
+    if precision not in ("16-mixed", "16"):
+        return []
+    import torch
+
+    if accelerator == "cpu" or (accelerator in ("auto", "gpu", "cuda") and not torch.cuda.is_available()):
+        return [
+            f"trainer.precision={precision} needs a CUDA GPU (fp16 autocast with loss scaling); "
+            "this run is on the CPU: use trainer.precision=bf16-mixed there"
+        ]
+    return []

@@ -21,6 +21,7 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.utilities import rank_zero_only
 
 from ganforge.callbacks.divergence import DivergenceError
 from ganforge.callbacks.metrics import build_metric_callbacks
@@ -98,7 +99,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     run_dir = Path(cfg.paths.output_dir)
     prepare_run_dir(run_dir)
     pl.seed_everything(cfg.seed, workers=True)
-    save_resolved(cfg, run_dir / "config.yaml")
+    if rank_zero_only.rank == 0:  # DDP relaunches this script once per extra process
+        save_resolved(cfg, run_dir / "config.yaml")
 
     datamodule = instantiate(cfg.data)
     module = build_module(cfg, datamodule)

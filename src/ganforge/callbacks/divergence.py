@@ -62,8 +62,10 @@ class DivergenceGuard(Callback):
                 for n, p in pl_module.named_parameters()
                 if not torch.isfinite(p).all()
             }
-        if bad:
-            self._diverged(trainer, pl_module, bad)
+        # Under DDP every process must take the same branch, or the others wait forever in the
+        # next all-reduce: one non-finite value on any process stops (or rolls back) them all.
+        if trainer.strategy.reduce_boolean_decision(bool(bad), all=False):
+            self._diverged(trainer, pl_module, bad or {"a loss on another process": float("nan")})
 
     def _last_good(self, trainer: Trainer) -> Path | None:
         # The newest checkpoint: the last-saved file of a checkpoint callback that tracks no metric.

@@ -54,6 +54,9 @@ class GANModule(LightningModule):
         channels_last: use the channels-last memory format (faster convolutions on CPU).
         augment: augmentation applied to every D input (real and fake, D and G steps);
             one with an ``update(real_logits)`` method (ADA) is updated after each D step.
+        compile: ``torch.compile`` the generator's and discriminator's forward passes (in place,
+            so parameter names and checkpoints are unchanged): ``True`` for the default backend
+            (inductor) or a backend name such as ``"aot_eager"``; pays off on long GPU runs.
     """
 
     def __init__(
@@ -70,6 +73,7 @@ class GANModule(LightningModule):
         max_iters: int | None = None,
         channels_last: bool = False,
         augment: nn.Module | None = None,
+        compile: bool | str = False,
     ):
         super().__init__()
         self.automatic_optimization = False
@@ -81,6 +85,7 @@ class GANModule(LightningModule):
         self.optimizer_cfg = dict(optimizer)
         self.latent_dim, self.num_classes, self.ema_decay = latent_dim, num_classes, ema_decay
         self.grad_clip, self.max_iters, self.channels_last = grad_clip, max_iters, channels_last
+        self.compile_networks = compile
         self.iteration = 0
         self.g_steps = 0
         self.run_config: dict | None = None  # the resolved run config, stored in every checkpoint
@@ -143,10 +148,16 @@ class GANModule(LightningModule):
     def _format(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
 
-    def on_fit_start(self) -> None:
+    def setup(self, stage: str) -> None:
+        # Before the strategy wraps the module: DDP's gradient buckets take the weights' layout.
         if self.channels_last:
             for net in (self.generator, self.discriminator, self.generator_ema):
                 net.to(memory_format=torch.channels_last)
+        if self.compile_networks and not getattr(self, "_compiled", False):
+            backend = self.compile_networks if isinstance(self.compile_networks, str) else "inductor"
+            self.generator.compile(backend=backend)
+            self.discriminator.compile(backend=backend)
+            self._compiled = True
 
     # ----------------------------------------------------------------- training
     def discriminate(
@@ -211,20 +222,26 @@ class GANModule(LightningModule):
         self.last_losses = {k: v for k, v in logs.items() if k.endswith("loss")}
         self.iteration += 1
         self._step_schedulers("iteration")
-        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=n)
-        self.log_dict(
-            {
-                "d_loss": logs["train/d_loss"],
-                **({"g_loss": logs["train/g_loss"]} if "train/g_loss" in logs else {}),
-            },
-            prog_bar=True,
-            logger=False,
-            on_step=True,
-            on_epoch=False,
-            batch_size=n,
-        )
         if self.max_iters is not None and self.iteration >= self.max_iters:
             self.trainer.should_stop = True
+        self._log_step(logs, n, batch_idx)
+
+    def _log_step(self, logs: dict[str, torch.Tensor], n: int, batch_idx: int) -> None:
+        """Hand the step's values to Lightning only where they are read.
+
+        That is on logging steps (the loggers write nothing in between), at an epoch's last batch
+        (the run's final metrics) and for a visible progress bar. ``self.log`` costs ~1.5 ms a
+        call on a CPU: logging every step took ~10 % of the default run's step time.
+        """
+        trainer = self.trainer
+        last = batch_idx + 1 >= trainer.num_training_batches or trainer.should_stop
+        if trainer._logger_connector.should_update_logs or last:
+            self.log_dict(logs, on_step=True, on_epoch=False, batch_size=n)
+        if trainer.progress_bar_callback is not None:
+            shown = {"d_loss": logs["train/d_loss"]}
+            if "train/g_loss" in logs:
+                shown["g_loss"] = logs["train/g_loss"]
+            self.log_dict(shown, prog_bar=True, logger=False, on_step=True, on_epoch=False, batch_size=n)
 
     def _d_diagnostics(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> dict[str, torch.Tensor]:
         """D's mean output and accuracy on the real and the generated batch."""
@@ -275,7 +292,11 @@ class GANModule(LightningModule):
         if threshold is None:
             return
         self.log(
-            "val/d_acc_real", (logits > threshold).float().mean(), on_epoch=True, batch_size=real.shape[0]
+            "val/d_acc_real",
+            (logits > threshold).float().mean(),
+            on_epoch=True,
+            batch_size=real.shape[0],
+            sync_dist=True,  # the mean over every process's share of the validation set
         )
 
     # ----------------------------------------------------------------- checkpoints

@@ -1,0 +1,333 @@
+"""Training throughput of ganforge's default run against a plain PyTorch loop.
+
+Both train the same DCGAN (Radford et al. 2016) of the default experiment
+(``experiment=dcgan_mnist5k``: widths 32, 28 px, batch 64, Adam 2e-4 / (0.5, 0.999)) on the
+same in-memory MNIST tensors with the same batch size:
+
+* **ganforge**: the real ``GANModule`` in a Lightning ``Trainer`` built from the composed
+  config: its memory format (channels-last), its loggers (CSV + TensorBoard every 10
+  iterations), the per-step divergence check and EMA update, loss diagnostics. The progress
+  bar is off; the epoch-end checkpoint and sample grid run but fall outside the timed window,
+  as does validation (off).
+* **plain**: the training loop of PyTorch's own DCGAN example (``examples/dcgan/main.py``):
+  eager, NCHW, BCE on logits, ``fake.detach()`` for D and the same ``fake`` for G, ``.item()``
+  of the three diagnostics per step.
+* **plain_same_work**: the same loop, but G's step draws a fresh noise batch and runs G forward
+  again, as ganforge does (the example reuses D's ``fake``): the same work per iteration, so its
+  ratio isolates the framework's overhead from the algorithm's.
+
+Repetitions alternate the order (ABBA) and the reported numbers are medians with the range.
+FLOPs of one training iteration come from ``torch.utils.flop_counter.FlopCounterMode``.
+
+Usage:
+    python benchmarks/bench_train.py            # 5 repetitions of 50 timed iterations
+    python benchmarks/bench_train.py --quick    # 1 repetition of 20
+    python benchmarks/bench_train.py --threads 1   # one core: steadier on a busy machine
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, open_dict
+from pytorch_lightning import Callback
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import PeakMemory, cpu_info, measured_matmul_peak, theoretical_fp32_peak  # noqa: E402
+
+from ganforge.config import compose_config  # noqa: E402
+from ganforge.train import build_loggers, build_module  # noqa: E402
+from ganforge.utils.checkpoint import AtomicCheckpointIO  # noqa: E402
+
+NAMES = ("ganforge", "plain", "plain_same_work")
+
+
+def default_config(run_dir: str, overrides: list[str] | None = None) -> DictConfig:
+    """The default experiment's composed config, writing under ``run_dir``."""
+    cfg = compose_config(["experiment=dcgan_mnist5k", *(overrides or [])])
+    with open_dict(cfg):
+        cfg.paths.output_dir = run_dir
+        cfg.paths.outputs_root = run_dir
+    return cfg
+
+
+class TimedWindow(Callback):
+    """Times iterations ``[warmup, warmup + iters)`` and counts the FLOPs of the one after."""
+
+    def __init__(self, warmup: int, iters: int, device: str):
+        self.warmup, self.iters, self.device = warmup, iters, device
+        self.seconds = self.flops = float("nan")
+        self.memory = PeakMemory(device)
+        self._counter: FlopCounterMode | None = None
+
+    def _sync(self) -> None:
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if batch_idx == self.warmup:
+            self._sync()
+            self.memory.__enter__()
+            self._start = time.perf_counter()
+        elif batch_idx == self.warmup + self.iters:
+            self._counter = FlopCounterMode(display=False)
+            self._counter.__enter__()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if batch_idx == self.warmup + self.iters - 1:
+            self._sync()
+            self.seconds = time.perf_counter() - self._start
+            self.memory.__exit__()
+        elif self._counter is not None:
+            self._counter.__exit__(None, None, None)
+            self.flops = float(self._counter.get_total_flops())
+            self._counter = None
+
+
+def run_ganforge(cfg: DictConfig, warmup: int, iters: int, seed: int = 0) -> TimedWindow:
+    """Train the default config for ``warmup + iters + 1`` iterations; returns the timing window."""
+    pl.seed_everything(seed, workers=True)
+    datamodule = instantiate(cfg.data)
+    module = build_module(cfg, datamodule)
+    callbacks = [instantiate(node) for name, node in cfg.callbacks.items() if node and name != "progress_bar"]
+    window = TimedWindow(warmup, iters, "cuda" if torch.cuda.is_available() else "cpu")
+    trainer = instantiate(
+        cfg.trainer,
+        callbacks=[*callbacks, window],
+        logger=build_loggers(cfg, Path(cfg.paths.output_dir)),
+        plugins=[AtomicCheckpointIO()],
+        max_epochs=1,
+        limit_train_batches=warmup + iters + 1,
+        limit_val_batches=0,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, datamodule=datamodule)
+    return window
+
+
+def train_images(cfg: DictConfig) -> torch.Tensor:
+    """The default run's training images as one tensor (what both loops train on)."""
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    return torch.stack([datamodule.train_set[i][0] for i in range(len(datamodule.train_set))])
+
+
+def run_plain(
+    cfg: DictConfig, images: torch.Tensor, warmup: int, iters: int, seed: int = 0, same_work: bool = False
+) -> dict:
+    """PyTorch's DCGAN example loop on the same networks and data; returns seconds, FLOPs, memory."""
+    torch.manual_seed(seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    net_g = instantiate(cfg.model.generator).to(device)
+    net_d = instantiate(cfg.model.discriminator).to(device)
+    opt_g = torch.optim.Adam(
+        net_g.parameters(), lr=cfg.optimizer.generator.lr, betas=cfg.optimizer.generator.betas
+    )
+    opt_d = torch.optim.Adam(
+        net_d.parameters(), lr=cfg.optimizer.discriminator.lr, betas=cfg.optimizer.discriminator.betas
+    )
+    criterion = nn.BCEWithLogitsLoss()  # the example's Sigmoid + BCELoss, in its stable form
+    loader = DataLoader(TensorDataset(images), batch_size=cfg.data.batch_size, shuffle=True, drop_last=True)
+    memory, counter = PeakMemory(device), FlopCounterMode(display=False)
+    result = {}
+    for i, (real,) in enumerate(loader):
+        if i == warmup:
+            memory.__enter__()
+            start = time.perf_counter()
+        if i == warmup + iters:
+            counter.__enter__()
+        real = real.to(device)
+        b = real.shape[0]
+        ones, zeros = torch.ones(b, device=device), torch.zeros(b, device=device)
+        net_d.zero_grad()
+        output = net_d(real)
+        err_d_real = criterion(output, ones)
+        err_d_real.backward()
+        output.mean().item()
+        fake = net_g(torch.randn(b, cfg.model.latent_dim, device=device))
+        output = net_d(fake.detach())
+        err_d_fake = criterion(output, zeros)
+        err_d_fake.backward()
+        output.mean().item()
+        opt_d.step()
+        net_g.zero_grad()
+        if same_work:  # a fresh noise batch for G's step, as ganforge draws
+            fake = net_g(torch.randn(b, cfg.model.latent_dim, device=device))
+        output = net_d(fake)
+        err_g = criterion(output, ones)
+        err_g.backward()
+        output.mean().item()
+        opt_g.step()
+        if i == warmup + iters - 1:
+            if device == "cuda":
+                torch.cuda.synchronize()
+            result["seconds"] = time.perf_counter() - start
+            memory.__exit__()
+        if i == warmup + iters:
+            counter.__exit__(None, None, None)
+            result["flops"] = float(counter.get_total_flops())
+            break
+    result["memory"] = memory
+    return result
+
+
+def measure(
+    quick: bool = False,
+    repeats: int | None = None,
+    iters: int | None = None,
+    warmup: int = 10,
+    overrides: list[str] | None = None,
+    matmul_n: int = 2048,
+) -> dict:
+    """Run the comparison; returns every measured figure (medians, ranges, FLOPs, peaks).
+
+    Args:
+        quick: 1 repetition of 20 iterations instead of 5 of 50.
+        repeats: repetitions of the ganforge/plain pair (overrides ``quick``).
+        iters: timed iterations per run (overrides ``quick``).
+        warmup: untimed iterations first; 10 passes the first logging step and its one-off imports.
+        overrides: config overrides on top of the default experiment (tests shrink the model).
+        matmul_n: side of the square matmul that measures the machine's peak.
+    """
+    repeats = repeats or (1 if quick else 5)
+    iters = iters or (20 if quick else 50)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = default_config(tmp, overrides)
+        batch = int(cfg.data.batch_size)
+        images = train_images(cfg)
+        if warmup + iters + 1 > len(images) // batch:
+            raise ValueError(f"warmup + iters + 1 = {warmup + iters + 1} exceeds one epoch")
+        rates = {name: [] for name in NAMES}
+        last: dict = {}
+        for rep in range(repeats):
+            order = NAMES if rep % 2 == 0 else NAMES[::-1]
+            for name in order:
+                if name == "ganforge":
+                    window = run_ganforge(
+                        default_config(f"{tmp}/run{rep}", overrides), warmup, iters, seed=rep
+                    )
+                    seconds, flops, memory = window.seconds, window.flops, window.memory
+                else:
+                    out = run_plain(cfg, images, warmup, iters, seed=rep, same_work=name == "plain_same_work")
+                    seconds, flops, memory = out["seconds"], out["flops"], out["memory"]
+                rates[name].append(iters * batch / seconds)
+                last[name] = {"flops": flops, "peak_mb": memory.peak_mb, "added_mb": memory.added_mb}
+    info = cpu_info()
+    cores = info["cores"]
+    theory, formula = theoretical_fp32_peak({**info, "cores": min(cores, torch.get_num_threads())})
+    matmul = measured_matmul_peak(matmul_n)
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    out = {
+        "machine": f"{info['model']}, {cores} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads",
+        "batch_size": batch,
+        "timed_iters": iters,
+        "repeats": repeats,
+        "ratio": med["ganforge"] / med["plain"],
+        "ratio_same_work": med["ganforge"] / med["plain_same_work"],
+        "matmul_peak_gflops": matmul / 1e9,
+        "theoretical_peak_gflops": theory / 1e9,
+        "theoretical_formula": formula,
+    }
+    for name in rates:
+        flops_per_iter = last[name]["flops"]
+        achieved = flops_per_iter * med[name] / batch
+        out[name] = {
+            "images_per_s": med[name],
+            "images_per_s_range": (min(rates[name]), max(rates[name])),
+            "gflop_per_iter": flops_per_iter / 1e9,
+            "achieved_gflops": achieved / 1e9,
+            "pct_matmul_peak": 100 * achieved / matmul,
+            "pct_theoretical_peak": 100 * achieved / theory,
+            "peak_rss_mb": last[name]["peak_mb"],
+            "added_rss_mb": last[name]["added_mb"],
+        }
+    return out
+
+
+def table(result: dict) -> list[dict[str, str]]:
+    """Rows for printing: one per measured quantity, ganforge and plain side by side."""
+
+    def both(key: str, fmt: str) -> dict[str, str]:
+        return {name: format(result[name][key], fmt) for name in NAMES}
+
+    def note(measure: str, value: str, remark: str = "") -> dict[str, str]:
+        return {"measure": measure, "ganforge": value, "plain": remark, "plain_same_work": ""}
+
+    rows = [
+        {"measure": "images/s (median)", **both("images_per_s", ".1f")},
+        {
+            "measure": "images/s (min-max)",
+            **{
+                n: f"{r['images_per_s_range'][0]:.1f}-{r['images_per_s_range'][1]:.1f}"
+                for n, r in ((name, result[name]) for name in NAMES)
+            },
+        },
+        {"measure": "GFLOP per iteration", **both("gflop_per_iter", ".3f")},
+        {"measure": "achieved GFLOP/s", **both("achieved_gflops", ".1f")},
+        {"measure": "% of matmul peak", **both("pct_matmul_peak", ".1f")},
+        {"measure": "% of theoretical FP32 peak", **both("pct_theoretical_peak", ".1f")},
+        {"measure": "peak RSS of the process while timed (MB)", **both("peak_rss_mb", ".0f")},
+        {"measure": "RSS added by the timed steps (MB)", **both("added_rss_mb", ".0f")},
+    ]
+    rows += [
+        note("ratio ganforge/plain (medians)", f"{result['ratio']:.3f}"),
+        note("ratio ganforge/plain_same_work", f"{result['ratio_same_work']:.3f}"),
+        note("matmul peak 2048^2 fp32 (GFLOP/s)", f"{result['matmul_peak_gflops']:.1f}"),
+        note(
+            "theoretical FP32 peak (GFLOP/s)",
+            f"{result['theoretical_peak_gflops']:.1f}",
+            result["theoretical_formula"],
+        ),
+    ]
+    return rows
+
+
+def print_table(title: str, rows: list[dict[str, str]]) -> None:
+    """A plain-text table with one column per key of the rows."""
+    keys = list(rows[0])
+    widths = {k: max(len(k), *(len(str(r.get(k, ""))) for r in rows)) for k in keys}
+    print(f"\n## {title}")
+    print(" | ".join(k.ljust(widths[k]) for k in keys))
+    print("-+-".join("-" * widths[k] for k in keys))
+    for row in rows:
+        print(" | ".join(str(row.get(k, "")).ljust(widths[k]) for k in keys))
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, str]]:
+    """Command line: ``[--quick] [--repeats N] [--iters N]``; returns the table rows."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 repetition of 20 iterations")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--iters", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    args, _ = parser.parse_known_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    for name in ("pytorch_lightning", "lightning_fabric"):  # keep the table readable
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module="pytorch_lightning")
+    result = measure(args.quick, args.repeats, args.iters)
+    print(
+        f"machine: {result['machine']}; batch {result['batch_size']}, "
+        f"{result['timed_iters']} timed iterations x {result['repeats']} repetitions"
+    )
+    return table(result)
+
+
+if __name__ == "__main__":
+    print_table("training throughput: ganforge vs plain PyTorch", main(sys.argv[1:]))

@@ -1,0 +1,50 @@
+"""The benchmark scripts run and report sane figures (their numbers are not tested: see RESULTS.md)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def bench_train():
+    sys.path.insert(0, str(BENCH))
+    try:
+        yield importlib.import_module("bench_train")
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+@pytest.mark.slow
+def test_bench_train_reports_every_figure(bench_train):
+    tiny = ["data=digits", "data.img_size=16", "data.batch_size=16", "model.generator.width=8"]
+    tiny.append("model.discriminator.width=8")
+    result = bench_train.measure(repeats=1, iters=2, warmup=1, overrides=tiny, matmul_n=256)
+    for name in bench_train.NAMES:
+        r = result[name]
+        assert r["images_per_s"] > 0 and r["gflop_per_iter"] > 0 and r["peak_rss_mb"] > 0
+        assert 0 < r["pct_matmul_peak"] and 0 < r["pct_theoretical_peak"]
+    flops = {name: result[name]["gflop_per_iter"] for name in bench_train.NAMES}
+    # Same networks and batch. ganforge runs G forward twice per iteration (the example reuses D's
+    # fake), and freezes D during G's step, so it computes no D weight gradients there.
+    assert flops["plain"] < flops["ganforge"] < flops["plain_same_work"] < 2 * flops["plain"]
+    assert result["ratio"] == pytest.approx(
+        result["ganforge"]["images_per_s"] / result["plain"]["images_per_s"]
+    )
+    rows = bench_train.table(result)
+    assert {"measure", *bench_train.NAMES} == set(rows[0]) == set(rows[-1])
+
+
+def test_run_all_discovers_every_benchmark():
+    sys.path.insert(0, str(BENCH))
+    try:
+        run_all = importlib.import_module("run_all")
+    finally:
+        sys.path.remove(str(BENCH))
+    found = [p.name for p in run_all.discover()]
+    assert "bench_train.py" in found and all(n.startswith("bench_") for n in found)

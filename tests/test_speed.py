@@ -1,0 +1,114 @@
+"""Speed switches change speed only: same batches, same losses and weights with each on or off."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from torch._dynamo.utils import counters
+
+from ganforge.modules.gan import GANModule
+from ganforge.train import train
+from ganforge.utils.checkpoint import load_checkpoint
+from tests.conftest import compose_tiny
+from tests.helpers import write_images
+
+DETERMINISTIC = ["trainer.deterministic=true", "trainer.limit_train_batches=3", "data.img_size=16"]
+# Plain SGD with a large step: weights then differ in proportion to gradient differences. Adam
+# would turn last-bit noise on near-zero gradients into full +-lr steps and hide what is compared.
+SGD = [
+    f"{side}"
+    for name in ("generator", "discriminator")
+    for side in (
+        f"optimizer.{name}._target_=torch.optim.SGD",
+        f"~optimizer.{name}.betas",
+        f"optimizer.{name}.lr=0.1",
+    )
+]
+
+
+def trained(tmp_path, name: str, overrides: list[str]) -> tuple[dict, list[dict]]:
+    """Train 3 deterministic iterations; returns the networks' weights and the logged rows."""
+    cfg = compose_tiny(tmp_path / name, [*DETERMINISTIC, *SGD, *overrides])
+    train(cfg)
+    run = tmp_path / name / "run"
+    state = load_checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"]
+    rows = [r for r in csv.DictReader(open(run / "metrics.csv")) if r.get("train/d_loss")]
+    return {k: v for k, v in state.items() if k.startswith(("generator.", "discriminator."))}, rows
+
+
+def assert_same_run(a: tuple[dict, list[dict]], b: tuple[dict, list[dict]], atol: float) -> None:
+    for key in ("train/d_loss", "train/g_loss"):
+        la, lb = [float(r[key]) for r in a[1]], [float(r[key]) for r in b[1]]
+        assert len(la) == 3 and la == pytest.approx(lb, abs=atol), key
+    for key, value in a[0].items():
+        torch.testing.assert_close(b[0][key], value, rtol=0, atol=atol, msg=key)
+
+
+def test_channels_last_gives_the_same_training(tmp_path):
+    assert_same_run(
+        trained(tmp_path, "nchw", ["model.channels_last=false"]),
+        trained(tmp_path, "nhwc", ["model.channels_last=true"]),
+        atol=1e-5,
+    )
+
+
+@pytest.mark.slow
+def test_compile_gives_the_same_training(tmp_path):
+    """Dynamo's graph capture of G and D through the real module; ``aot_eager`` skips inductor's
+    C++ code generation, which takes minutes on 2 cores (``model.compile=true`` was checked by hand)."""
+    eager = trained(tmp_path, "eager", ["model.compile=false"])
+    counters.clear()
+    compiled = trained(tmp_path, "compiled", ["model.compile=aot_eager"])
+    assert counters["stats"]["unique_graphs"] >= 2  # G and D really ran as compiled graphs
+    assert_same_run(eager, compiled, atol=1e-5)
+
+
+def epoch_batches(cfg, epochs: int = 2) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    loader = datamodule.train_dataloader()
+    batches = []
+    for epoch in range(epochs):
+        loader.sampler.set_epoch(epoch)
+        batches += [(x.clone(), y.clone()) for x, y in loader]
+    return batches
+
+
+@pytest.mark.parametrize(
+    "switch",
+    [["data.in_memory=true"], ["data.num_workers=2"], ["data.pin_memory=true"]],
+    ids=["in_memory", "workers", "pin_memory"],
+)
+def test_loader_switches_give_the_same_batches(tmp_path, switch):
+    folder = write_images(tmp_path / "imgs", n=20, size=20)
+    base = ["data=image_folder", f"data.root={folder}", "data.img_size=16", "data.in_memory=false"]
+    reference = epoch_batches(compose_tiny(tmp_path / "a", base))
+    switched = epoch_batches(compose_tiny(tmp_path / "b", [*base, *switch]))
+    assert len(reference) == len(switched) == 4  # 2 epochs of 2 full batches of 8
+    assert not torch.equal(reference[0][0], reference[2][0])  # epochs are shuffled differently
+    for (xa, ya), (xb, yb) in zip(reference, switched, strict=True):
+        torch.testing.assert_close(xb, xa, rtol=0, atol=0)
+        assert torch.equal(ya, yb)
+
+
+def test_logging_only_where_read_writes_the_same_metrics(tmp_path, monkeypatch):
+    """``GANModule`` hands values to ``self.log`` on logging steps only; the files must not change."""
+    overrides = ["trainer.log_every_n_steps=3", "trainer.limit_train_batches=5", "data.img_size=16"]
+    overrides.append("trainer.deterministic=true")
+    lean = train(compose_tiny(tmp_path / "lean", overrides))
+
+    def log_every_step(self, logs, n, batch_idx):  # what the module did before
+        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=n)
+
+    monkeypatch.setattr(GANModule, "_log_step", log_every_step)
+    full = train(compose_tiny(tmp_path / "full", overrides))
+    lean_rows = list(csv.DictReader(open(tmp_path / "lean" / "run" / "metrics.csv")))
+    full_rows = list(csv.DictReader(open(tmp_path / "full" / "run" / "metrics.csv")))
+    assert [r["step"] for r in lean_rows if r["train/d_loss"]] == ["2"]  # iterations 3 (log) and 5 (not)
+    assert lean_rows == full_rows
+    assert {k: v for k, v in full.items() if k.startswith("train/")} == {
+        k: v for k, v in lean.items() if k.startswith("train/")
+    }  # the final metrics are the last step's, logging step or not
