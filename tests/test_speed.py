@@ -55,6 +55,23 @@ def test_channels_last_gives_the_same_training(tmp_path):
     )
 
 
+def test_reuse_fake_runs_g_once_per_iteration(tmp_path, monkeypatch):
+    """model.reuse_fake: one G forward per iteration instead of two; D's first step is unchanged."""
+    from ganforge.networks.dcgan import DCGANGenerator
+
+    calls = []
+    forward = DCGANGenerator.forward
+    monkeypatch.setattr(
+        DCGANGenerator, "forward", lambda self, z, labels=None: calls.append(1) or forward(self, z, labels)
+    )
+    fresh = trained(tmp_path, "fresh", ["model.reuse_fake=false"])
+    n_fresh = len(calls)
+    reused = trained(tmp_path, "reuse", ["model.reuse_fake=true"])
+    assert n_fresh - (len(calls) - n_fresh) == 3  # 3 iterations, one G forward saved in each
+    assert float(fresh[1][0]["train/d_loss"]) == pytest.approx(float(reused[1][0]["train/d_loss"]), abs=1e-6)
+    assert float(fresh[1][0]["train/g_loss"]) != pytest.approx(float(reused[1][0]["train/g_loss"]), abs=1e-6)
+
+
 @pytest.mark.slow
 def test_compile_gives_the_same_training(tmp_path):
     """Dynamo's graph capture of G and D through the real module; ``aot_eager`` skips inductor's

@@ -57,6 +57,8 @@ class GANModule(LightningModule):
         compile: ``torch.compile`` the generator's and discriminator's forward passes (in place,
             so parameter names and checkpoints are unchanged): ``True`` for the default backend
             (inductor) or a backend name such as ``"aot_eager"``; pays off on long GPU runs.
+        reuse_fake: on iterations with a G step, train G on the batch D just saw (one G forward
+            per iteration instead of two); ``False`` draws a fresh batch for G.
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class GANModule(LightningModule):
         channels_last: bool = False,
         augment: nn.Module | None = None,
         compile: bool | str = False,
+        reuse_fake: bool = False,
     ):
         super().__init__()
         self.automatic_optimization = False
@@ -85,7 +88,7 @@ class GANModule(LightningModule):
         self.optimizer_cfg = dict(optimizer)
         self.latent_dim, self.num_classes, self.ema_decay = latent_dim, num_classes, ema_decay
         self.grad_clip, self.max_iters, self.channels_last = grad_clip, max_iters, channels_last
-        self.compile_networks = compile
+        self.compile_networks, self.reuse_fake = compile, reuse_fake
         self.iteration = 0
         self.g_steps = 0
         self.run_config: dict | None = None  # the resolved run config, stored in every checkpoint
@@ -177,11 +180,21 @@ class GANModule(LightningModule):
         opt_g, opt_d = self.optimizers()
         n = real.shape[0]
 
+        g_step = (self.iteration + 1) % self.objective.n_critic == 0
+        fake_labels = self.sample_labels(n)
+        z = self.sample_noise(n)
+        fake_g = None
+        if self.reuse_fake and g_step:
+            # One G forward serves both steps (PyTorch's DCGAN example): D trains on the detached
+            # batch, G's step below backpropagates through the same batch.
+            fake_g = self._format(self.generator(z, fake_labels))
+            fake = fake_g.detach()
+        else:
+            with torch.no_grad():
+                fake = self._format(self.generator(z, fake_labels))
+
         # Discriminator step.
         self.toggle_optimizer(opt_d)
-        with torch.no_grad():
-            fake_labels = self.sample_labels(n)
-            fake = self._format(self.generator(self.sample_noise(n), fake_labels))
         real_logits, real_classes = self.discriminate(real, labels)
         fake_logits, fake_classes = self.discriminate(fake, fake_labels)
         d_loss = self.objective.d_loss(real_logits, fake_logits)
@@ -204,11 +217,13 @@ class GANModule(LightningModule):
         logs["train/d_loss"] = d_loss.detach()
 
         # Generator step every n_critic batches.
-        if (self.iteration + 1) % self.objective.n_critic == 0:
+        if g_step:
             self.toggle_optimizer(opt_g)
-            gen_labels = self.sample_labels(n)
-            fake = self._format(self.generator(self.sample_noise(n), gen_labels))
-            fake_logits, fake_classes = self.discriminate(fake, gen_labels)
+            gen_labels = fake_labels
+            if fake_g is None:
+                gen_labels = self.sample_labels(n)
+                fake_g = self._format(self.generator(self.sample_noise(n), gen_labels))
+            fake_logits, fake_classes = self.discriminate(fake_g, gen_labels)
             real_logits_g = self.discriminate(real, labels)[0] if self.objective.g_needs_real else None
             g_loss = self.objective.g_loss(fake_logits, real_logits_g)
             if fake_classes is not None:
