@@ -65,8 +65,8 @@ def build_module(cfg: DictConfig, datamodule: pl.LightningDataModule | None) -> 
 
 def check_compatible(module: pl.LightningModule, datamodule: pl.LightningDataModule) -> None:
     """Reject model/data pairs that cannot train together, before training starts."""
-    if hasattr(module, "check_data"):  # a scheme with its own data needs (image-to-image translation)
-        module.check_data(datamodule)
+    if hasattr(module, "check_compatible"):  # a scheme with its own needs (image-to-image translation)
+        module.check_compatible(datamodule)
     elif hasattr(datamodule, "paired"):
         raise ConfigError(
             f"data '{datamodule.name}' holds two image domains for translation; "

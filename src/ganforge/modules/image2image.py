@@ -70,22 +70,7 @@ class Image2ImageModule(LightningModule):
         super().__init__()
         self.automatic_optimization = False
         if mode not in MODES:
-            raise ConfigError(f"model.mode must be one of {', '.join(MODES)}; got {mode!r}")
-        if not isinstance(loss, TranslationObjective):
-            raise ConfigError(
-                f"model={mode} needs a translation loss (loss=cyclegan or loss=pix2pix); "
-                f"got {type(loss).__name__}"
-            )
-        conditional = bool(getattr(discriminator, "conditional", False))
-        if mode == "pix2pix" and not conditional:
-            raise ConfigError(
-                "pix2pix needs a conditional discriminator (model.discriminator.conditional=true)"
-            )
-        if mode == "cyclegan":
-            if generator_ba is None or discriminator_a is None:
-                raise ConfigError("cyclegan needs model.generator_ba and model.discriminator_a")
-            if conditional or getattr(discriminator_a, "conditional", False):
-                raise ConfigError("cyclegan's discriminators judge single images: set conditional=false")
+            raise ValueError(f"model.mode must be one of {', '.join(MODES)}; got {mode!r}")
         self.mode, self.objective = mode, loss
         self.generator, self.discriminator = generator, discriminator
         self.generator_ba = generator_ba if mode == "cyclegan" else None
@@ -103,12 +88,31 @@ class Image2ImageModule(LightningModule):
         self._classifier: dict[str, nn.Module] = {}  # outside the state dict: not part of the model
 
     # ----------------------------------------------------------------- data checks
-    def check_data(self, datamodule) -> None:
-        """Refuse data this mode cannot train on, before training starts.
+    def check_compatible(self, datamodule) -> None:
+        """Refuse a loss, networks or data this mode cannot train with, before training starts.
 
         Raises:
-            ConfigError: single-domain data, or unpaired data for pix2pix.
+            ConfigError: a GAN loss, a discriminator of the wrong kind, single-domain data,
+                or unpaired data for pix2pix; one message naming the choice to change.
         """
+        if not isinstance(self.objective, TranslationObjective):
+            raise ConfigError(
+                f"model={self.mode} needs a translation loss (loss=cyclegan or loss=pix2pix); "
+                f"got {type(self.objective).__name__}"
+            )
+        nets = [self.discriminator] + ([self.discriminator_a] if self.mode == "cyclegan" else [])
+        conditional = [bool(getattr(net, "conditional", False)) for net in nets if net is not None]
+        if self.mode == "pix2pix" and not all(conditional):
+            raise ConfigError(
+                "pix2pix needs a conditional discriminator (model.discriminator.conditional=true)"
+            )
+        if self.mode == "cyclegan" and (
+            None in (self.generator_ba, self.discriminator_a) or any(conditional)
+        ):
+            raise ConfigError(
+                "cyclegan needs model.generator_ba and model.discriminator_a, and discriminators that judge "
+                "single images (conditional=false)"
+            )
         name = getattr(datamodule, "name", type(datamodule).__name__)
         if not hasattr(datamodule, "paired"):
             raise ConfigError(
