@@ -22,7 +22,7 @@ translations the offline digit classifier gives the source digit's label
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -32,6 +32,7 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 
 from ganforge.config import ConfigError
 from ganforge.losses.translation import TranslationObjective, cycle_loss, identity_loss, l1_loss
+from ganforge.optim import build_gan_optimizers, step_schedulers
 from ganforge.utils.image_pool import ImagePool
 from ganforge.utils.images import image_grid
 from ganforge.utils.seeding import reseed_epoch
@@ -176,16 +177,9 @@ class Image2ImageModule(LightningModule):
         return [net for net in (self.discriminator, self.discriminator_a) if net is not None]
 
     def configure_optimizers(self):
-        opt_g = self.optimizer_cfg["generator"](
-            itertools.chain(*(n.parameters() for n in self._generators()))
-        )
-        opt_d = self.optimizer_cfg["discriminator"](
-            itertools.chain(*(n.parameters() for n in self._discriminators()))
-        )
-        scheduler: Callable | None = self.optimizer_cfg.get("scheduler")
-        if scheduler is None:
-            return [opt_g, opt_d]
-        return [opt_g, opt_d], [scheduler(opt_g), scheduler(opt_d)]
+        g_params = itertools.chain(*(net.parameters() for net in self._generators()))
+        d_params = itertools.chain(*(net.parameters() for net in self._discriminators()))
+        return build_gan_optimizers(self.optimizer_cfg, g_params, d_params)
 
     def _step(self, opt, loss: torch.Tensor) -> None:
         """Backward and step for the optimizer toggled before ``loss`` was computed; untoggles it."""
@@ -193,14 +187,6 @@ class Image2ImageModule(LightningModule):
         self.manual_backward(loss)
         opt.step()
         self.untoggle_optimizer(opt)
-
-    def _step_schedulers(self, interval: str) -> None:
-        if self.optimizer_cfg.get("scheduler") is None:
-            return
-        if self.optimizer_cfg.get("scheduler_interval", "epoch") != interval:
-            return
-        for scheduler in self.lr_schedulers():
-            scheduler.step()
 
     # ----------------------------------------------------------------- training
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
@@ -211,7 +197,7 @@ class Image2ImageModule(LightningModule):
             logs = self._pix2pix_step(batch["A"], batch["B"], opt_g, opt_d)
         self.last_losses = {k: v for k, v in logs.items() if k.endswith("loss")}
         self.iteration += 1
-        self._step_schedulers("iteration")
+        step_schedulers(self, self.optimizer_cfg, "iteration")
         n = batch["A"].shape[0]
         self.log_dict(logs, on_step=True, on_epoch=False, batch_size=n)
         self.log_dict(
@@ -288,7 +274,7 @@ class Image2ImageModule(LightningModule):
             reseed_epoch(self.current_epoch, self.global_rank)
 
     def on_train_epoch_end(self) -> None:
-        self._step_schedulers("epoch")
+        step_schedulers(self, self.optimizer_cfg, "epoch")
 
     # ----------------------------------------------------------------- validation
     def digit_classifier(self) -> nn.Module:
