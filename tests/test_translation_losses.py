@@ -88,3 +88,21 @@ def test_generators_are_fully_convolutional():
     out = unet(torch.zeros(2, 1, 64, 96))
     assert out.shape == (2, 1, 64, 96) and out.abs().max() <= 1
     assert UNetGenerator(img_size=256, width=4).size_multiple == 256  # the paper's unet_256
+
+
+def test_target_scores_on_known_errors():
+    from ganforge.metrics.translation import TargetScores
+
+    scores = TargetScores()
+    assert scores.compute() == {}  # no paired batch: nothing to log
+    target = torch.zeros(2, 3, 16, 16)
+    # translations off by 0.2 everywhere: MSE 0.04, PSNR = 10 log10(2^2 / 0.04) = 20 dB;
+    # inputs off by 1: MSE 1, PSNR = 10 log10(4) = 6.02 dB
+    scores.update(torch.full_like(target, 0.2), torch.ones_like(target), target)
+    out = scores.compute()
+    assert out["val/psnr"].item() == pytest.approx(20.0, abs=1e-4)
+    assert out["val/psnr_identity"].item() == pytest.approx(6.0206, abs=1e-3)
+    scores.reset()
+    scores.update(target + 0.0, target + 0.5, target)  # exact translation: SSIM 1
+    assert scores.compute()["val/ssim"].item() == pytest.approx(1.0, abs=1e-5)
+    assert len(scores.state_dict()) == 0  # running sums stay out of checkpoints

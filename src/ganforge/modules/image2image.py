@@ -28,10 +28,10 @@ from typing import Any
 import torch
 from pytorch_lightning import LightningModule
 from torch import nn
-from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from ganforge.config import ConfigError
 from ganforge.losses.translation import TranslationObjective, cycle_loss, identity_loss, l1_loss
+from ganforge.metrics.translation import TargetScores, label_accuracy
 from ganforge.optim import build_gan_optimizers, step_schedulers
 from ganforge.utils.image_pool import ImagePool
 from ganforge.utils.images import image_grid
@@ -82,10 +82,7 @@ class Image2ImageModule(LightningModule):
         self.iteration = 0
         self.run_config: dict | None = None  # the resolved run config, stored in every checkpoint
         self.last_losses: dict[str, torch.Tensor] = {}  # read by the divergence guard
-        self.val_psnr = PeakSignalNoiseRatio(data_range=2.0)
-        self.val_ssim = StructuralSimilarityIndexMeasure(data_range=2.0)
-        self.val_psnr_identity = PeakSignalNoiseRatio(data_range=2.0)
-        self.val_ssim_identity = StructuralSimilarityIndexMeasure(data_range=2.0)
+        self.target_scores = TargetScores()  # PSNR/SSIM against known targets, and the identity baseline
         self._classifier: dict[str, nn.Module] = {}  # outside the state dict: not part of the model
 
     # ----------------------------------------------------------------- data checks
@@ -293,32 +290,19 @@ class Image2ImageModule(LightningModule):
             self.log("val/cycle_a", cycle_loss(real_a, self.translate(fake_b, "BtoA")), batch_size=n)
         target = batch.get("target")
         if target is not None:
-            for metric, x in ((self.val_psnr, fake_b), (self.val_psnr_identity, real_a)):
-                metric.update(x.clamp(-1, 1), target)
-            for metric, x in ((self.val_ssim, fake_b), (self.val_ssim_identity, real_a)):
-                metric.update(x.clamp(-1, 1), target)
+            self.target_scores.update(fake_b, real_a, target)
             self.log("val/l1", l1_loss(fake_b, target), batch_size=n)
         labels = batch.get("A_label")
         if labels is not None and bool((labels >= 0).all()):
-            from ganforge.metrics.domain import predict_digits
-
             classifier = self.digit_classifier()
-            for key, images in (("val/label_acc", fake_b), ("val/label_acc_identity", real_a)):
-                correct = (predict_digits(classifier, images).to(labels.device) == labels).float().mean()
-                self.log(key, correct, batch_size=n)
+            self.log("val/label_acc", label_accuracy(classifier, fake_b, labels), batch_size=n)
+            self.log("val/label_acc_identity", label_accuracy(classifier, real_a, labels), batch_size=n)
 
     def on_validation_epoch_end(self) -> None:
-        if self.val_psnr.total > 0:
-            self.log_dict(
-                {
-                    "val/psnr": self.val_psnr.compute(),
-                    "val/ssim": self.val_ssim.compute(),
-                    "val/psnr_identity": self.val_psnr_identity.compute(),
-                    "val/ssim_identity": self.val_ssim_identity.compute(),
-                }
-            )
-        for metric in (self.val_psnr, self.val_ssim, self.val_psnr_identity, self.val_ssim_identity):
-            metric.reset()
+        scores = self.target_scores.compute()
+        if scores:
+            self.log_dict(scores)
+        self.target_scores.reset()
 
     # ----------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
