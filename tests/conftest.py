@@ -17,8 +17,8 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 TINY = [
     "trainer.accelerator=cpu",
     "trainer.max_epochs=1",
-    "+trainer.limit_train_batches=2",
-    "+trainer.limit_val_batches=1",
+    "++trainer.limit_train_batches=2",  # ++: also when an experiment sets it
+    "++trainer.limit_val_batches=1",
     "trainer.enable_model_summary=false",
     "trainer.log_every_n_steps=1",
     "data.batch_size=8",

@@ -24,3 +24,28 @@ def constant_then_linear_decay(optimizer: Optimizer, constant_epochs: int, decay
         return 1.0 - max(0, step + 1 - constant_epochs) / float(decay_epochs + 1)
 
     return LambdaLR(optimizer, factor)
+
+
+def build_gan_optimizers(optimizer_cfg: dict, g_params, d_params):
+    """What ``configure_optimizers`` returns for a G/D pair: the two optimizers, and their
+    schedulers when ``optimizer_cfg["scheduler"]`` (a partial applied to both) is set.
+
+    Args:
+        optimizer_cfg: ``{"generator": partial, "discriminator": partial, "scheduler": partial | None}``.
+        g_params: parameters of the generator(s).
+        d_params: parameters of the discriminator(s).
+    """
+    opt_g, opt_d = optimizer_cfg["generator"](g_params), optimizer_cfg["discriminator"](d_params)
+    scheduler = optimizer_cfg.get("scheduler")
+    if scheduler is None:
+        return [opt_g, opt_d]
+    return [opt_g, opt_d], [scheduler(opt_g), scheduler(opt_d)]
+
+
+def step_schedulers(module, optimizer_cfg: dict, interval: str) -> None:
+    """Step a module's LR schedulers when ``interval`` (``"epoch"`` or ``"iteration"``) is the
+    configured ``scheduler_interval``; manual optimization leaves this to the module."""
+    if optimizer_cfg.get("scheduler") is None or optimizer_cfg.get("scheduler_interval", "epoch") != interval:
+        return
+    for scheduler in module.lr_schedulers():
+        scheduler.step()

@@ -70,6 +70,13 @@ def build_module(cfg: DictConfig, datamodule: pl.LightningDataModule | None) -> 
 
 def check_compatible(module: pl.LightningModule, datamodule: pl.LightningDataModule) -> None:
     """Reject model/data pairs that cannot train together, before training starts."""
+    if hasattr(module, "check_compatible"):  # a scheme with its own needs (image-to-image translation)
+        module.check_compatible(datamodule)
+    elif hasattr(datamodule, "paired"):
+        raise ConfigError(
+            f"data '{datamodule.name}' holds two image domains for translation; "
+            "train it with model=cyclegan or model=pix2pix"
+        )
     wanted = getattr(module, "num_classes", 0)
     datamodule.setup("fit")
     available = getattr(datamodule, "num_classes", 0)

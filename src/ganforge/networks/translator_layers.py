@@ -1,0 +1,45 @@
+"""Building blocks shared by the image-to-image networks (ResNet translator, U-Net, PatchGAN).
+
+The CycleGAN/pix2pix reference code (Zhu et al. 2017; Isola et al. 2017) initialises every
+convolution with N(0, 0.02) and uses instance normalisation (Ulyanov et al. 2016) or batch
+normalisation; both choices live here once.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+NORMS = ("instance", "batch", "none")
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """A 2-D normalisation layer by name.
+
+    Args:
+        kind: ``instance`` (no learned affine, no running stats, as in CycleGAN), ``batch`` or ``none``.
+        channels: feature maps to normalise.
+    """
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {kind!r}")
+
+
+def uses_bias(kind: str) -> bool:
+    """Convolutions before a batch norm need no bias (the norm's shift replaces it)."""
+    return kind != "batch"
+
+
+def init_translator_weights(module: nn.Module, gain: float = 0.02) -> None:
+    """N(0, gain) weights and zero biases; N(1, gain) scales for affine norms (reference init)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, gain)
+            nn.init.zeros_(m.bias)

@@ -1,0 +1,182 @@
+"""The image-to-image scheme end to end: configs, a few training steps, metrics, translate."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from hydra.utils import instantiate
+from PIL import Image
+
+from ganforge.metrics.domain import load_digit_classifier, predict_digits
+from ganforge.train import build_module, train
+from ganforge.translate import load_translator, translate_files, translate_image
+from ganforge.translate import main as translate_main
+from ganforge.utils.checkpoint import CheckpointError, load_checkpoint
+from tests.conftest import conf_options
+
+PHOTOS = ["data.photo_size=40", "data.img_size=32", "data.load_size=36"]
+TRANSLATION_DATA = ["digits2mnist", "edges2photos", "photo2painting", "aligned", "unaligned"]
+
+
+@pytest.mark.parametrize(
+    ("group", "option"),
+    [("model", "cyclegan"), ("model", "pix2pix"), ("loss", "cyclegan"), ("loss", "pix2pix")]
+    + [("data", name) for name in TRANSLATION_DATA]
+    + [("callbacks", "image2image")],
+)
+def test_every_translation_option_composes_and_instantiates(tiny_cfg, group, option):
+    model = "pix2pix" if option in ("pix2pix", "edges2photos", "aligned") else "cyclegan"
+    overrides = [f"model={model}", f"loss={model}", "callbacks=image2image", f"{group}={option}"]
+    if option in ("aligned", "unaligned"):
+        overrides.append("data.root=/nonexistent")  # instantiation does not read the folder
+    cfg = tiny_cfg(overrides)
+    assert isinstance(instantiate(cfg.data), object)
+    module = build_module(cfg, None)
+    assert module.mode == model and module.objective.lambda_cycle == (10.0 if model == "cyclegan" else 0.0)
+    assert instantiate(cfg.callbacks.panels).every_n_epochs == 1 and cfg.callbacks.samples is None
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in conf_options("experiment") if n.startswith(("cyclegan", "pix2pix"))]
+)
+def test_experiments_compose_with_published_defaults(tiny_cfg, name):
+    cfg = tiny_cfg([f"experiment={name}"])
+    assert cfg.optimizer.generator.lr == 2e-4 and list(cfg.optimizer.generator.betas) == [0.5, 0.999]
+    assert cfg.optimizer.scheduler._target_.endswith("constant_then_linear_decay")
+    assert (
+        cfg.loss.lambda_cycle == 10.0 and cfg.loss.lambda_identity == 0.5
+        if cfg.model.mode == "cyclegan"
+        else (cfg.loss.lambda_l1 == 100.0 and cfg.loss.gan_mode == "vanilla")
+    )
+    assert cfg.model.discriminator.norm == "instance" and cfg.model.generator.norm == "instance"
+
+
+def image_size(path) -> tuple[int, int]:
+    with Image.open(path) as img:
+        return img.size
+
+
+def read_metrics(run) -> dict[str, float]:
+    """The last logged value of every column of ``metrics.csv``."""
+    last: dict[str, float] = {}
+    with open(run / "metrics.csv") as f:
+        for row in csv.DictReader(f):
+            last.update({k: float(v) for k, v in row.items() if v})
+    return last
+
+
+def test_cyclegan_trains_logs_label_accuracy_and_translates_from_its_checkpoint(tiny_cfg, tmp_path):
+    cfg = tiny_cfg(
+        [
+            "experiment=cyclegan_digits2mnist",
+            "data.img_size=16",
+            "data.load_size=16",
+            "model.generator.n_blocks=1",
+        ]
+    )
+    metrics = train(cfg)
+    run = tmp_path / "run"
+    logged = read_metrics(run)
+    for key in ("train/g_loss", "train/d_loss", "train/cycle", "train/identity", "val/cycle_a"):
+        assert np.isfinite(logged[key]), key
+    # label_acc_identity: the shipped MNIST classifier on the one held-out batch, untranslated
+    held_out = instantiate(cfg.data).held_out_batch(cfg.data.batch_size)
+    expected = (predict_digits(load_digit_classifier(), held_out["A"]) == held_out["A_label"]).float().mean()
+    assert metrics["val/label_acc_identity"] == pytest.approx(expected.item())
+    assert 0.0 <= metrics["val/label_acc"] <= 1.0
+    assert (run / "panels/epoch_0000.png").is_file() and (run / "panels/last.png").is_file()
+    panel = np.asarray(Image.open(run / "panels/last.png"))
+    assert panel.shape[1] == 6 * 18 + 2  # six 16 px columns: A | G(A) | F(G(A)) | B | F(B) | G(F(B))
+    ckpt = load_checkpoint(run / "checkpoints/last.ckpt")
+    assert ckpt["ganforge"]["scheme"] == "image2image" and ckpt["ganforge"]["iteration"] == 2
+
+    # translate a folder of odd sizes and modes: names and sizes kept, from the checkpoint alone
+    src = tmp_path / "inputs"
+    (src / "sub").mkdir(parents=True)
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (21, 13, 3), dtype=np.uint8)).save(
+        src / "a.png"
+    )
+    Image.fromarray(np.full((5, 40), 200, dtype=np.uint8)).save(src / "sub" / "thin.png")
+    written = translate_files(run / "checkpoints/last.ckpt", src, tmp_path / "out", direction="BtoA")
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in written) == ["a.png", "sub/thin.png"]
+    assert image_size(tmp_path / "out" / "a.png") == (13, 21)
+    assert image_size(tmp_path / "out" / "sub" / "thin.png") == (40, 5)
+
+    # the written image is exactly the generator's output at native size (padded to a multiple of 4)
+    net, _ = load_translator(run / "checkpoints/last.ckpt", "BtoA")
+    x = (
+        torch.as_tensor(np.array(Image.open(src / "a.png").convert("L")), dtype=torch.float32)[None] / 127.5
+        - 1
+    )
+    expected = (
+        ((translate_image(net, x) + 1) * 127.5).round().clamp(0, 255).squeeze(0).numpy().astype(np.uint8)
+    )
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / "a.png")), expected)
+
+
+def test_metric_fakes_translate_held_out_images_by_rank(tiny_cfg):
+    cfg = tiny_cfg(["experiment=pix2pix_edges2photos", *PHOTOS])
+    datamodule = instantiate(cfg.data)
+    module = build_module(cfg, datamodule)
+
+    class Trainer:  # metric_fakes only reads the datamodule
+        pass
+
+    trainer = Trainer()
+    trainer.datamodule = datamodule
+    module._trainer = trainer
+    held_out = datamodule.held_out("A")
+    n = len(held_out) + 3
+    whole = torch.cat(list(module.metric_fakes(n, batch_size=4, seed=0)))
+    assert whole.shape == (n, 3, 32, 32) and whole.min() >= -1 and whole.max() <= 1
+    assert torch.allclose(whole[len(held_out)], whole[0])  # sample i translates held-out image i mod count
+    shards = [torch.cat(list(module.metric_fakes(n, 4, 0, rank=r, world_size=2))) for r in (0, 1)]
+    assert torch.allclose(shards[0], whole[0::2]) and torch.allclose(shards[1], whole[1::2])
+    reals = torch.cat(list(datamodule.metric_reals("val")))
+    assert reals.shape == held_out.shape and "edges2photos-32px-c3" in datamodule.dataset_id
+
+
+def test_pix2pix_trains_and_logs_psnr_against_its_baseline(tiny_cfg, tmp_path):
+    metrics = train(tiny_cfg(["experiment=pix2pix_edges2photos", *PHOTOS]))
+    for key in ("val/psnr", "val/ssim", "val/psnr_identity", "val/ssim_identity", "train/l1", "train/g_adv"):
+        assert np.isfinite(metrics[key]), key
+    panel = np.asarray(Image.open(tmp_path / "run/panels/last.png"))
+    assert panel.shape[1] == 3 * 34 + 2  # A | G(A) | target
+    ckpt = tmp_path / "run/checkpoints/last.ckpt"
+    with pytest.raises(CheckpointError, match="translates AtoB only"):
+        load_translator(ckpt, "BtoA")
+
+
+def test_cyclegan_photo2painting_logs_psnr_against_the_filter(tiny_cfg):
+    metrics = train(tiny_cfg(["experiment=cyclegan_photo2painting", *PHOTOS, "data.painterly.passes=1"]))
+    # identity baseline: the photo itself against its painterly rendering
+    assert 5.0 < metrics["val/psnr_identity"] < 40.0 and 0.0 < metrics["val/ssim_identity"] < 1.0
+    assert np.isfinite(metrics["val/psnr"]) and np.isfinite(metrics["train/identity"])
+
+
+def test_translate_rejects_truncated_and_foreign_checkpoints_naming_the_file(tmp_path, capsys):
+    gan = tmp_path / "gan.ckpt"
+    torch.save({"state_dict": {}, "ganforge": {"scheme": "gan", "config": {}}}, gan)
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(gan.read_bytes()[:50])
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"weights": torch.zeros(2)}, foreign)
+    (tmp_path / "in").mkdir()
+    args = [f"input={tmp_path / 'in'}", f"out={tmp_path / 'o'}"]
+    # the console script itself, once, as a user runs it
+    result = subprocess.run(
+        [sys.executable, "-m", "ganforge.translate", f"ckpt={truncated}", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2 and f"{truncated} is truncated or corrupt" in result.stderr, result.stderr
+    for path, message in ((foreign, "is not a ganforge checkpoint"), (gan, "is a 'gan' checkpoint")):
+        with pytest.raises(SystemExit) as exit_info:
+            translate_main([f"ckpt={path}", *args])
+        assert exit_info.value.code == 2 and f"{path} {message}" in capsys.readouterr().err
