@@ -77,13 +77,17 @@ def test_cyclegan_trains_logs_label_accuracy_and_translates_from_its_checkpoint(
             "data.img_size=16",
             "data.load_size=16",
             "model.generator.n_blocks=1",
+            "metrics=domain",  # FID/KID of the translations against held-out MNIST, by the digit classifier
+            "metrics.names=[fid,kid]",
+            "metrics.n_fake=32",
         ]
     )
     metrics = train(cfg)
     run = tmp_path / "run"
     logged = read_metrics(run)
-    for key in ("train/g_loss", "train/d_loss", "train/cycle", "train/identity", "val/cycle_a"):
+    for key in ("train/g_loss", "train/d_loss", "train/cycle", "train/identity", "val/cycle_a", "val/fid"):
         assert np.isfinite(logged[key]), key
+    assert logged["val/kid_mean"] > -1 and (run / "metrics_protocol.json").is_file()
     # label_acc_identity: the shipped MNIST classifier on the one held-out batch, untranslated
     held_out = instantiate(cfg.data).held_out_batch(cfg.data.batch_size)
     expected = (predict_digits(load_digit_classifier(), held_out["A"]) == held_out["A_label"]).float().mean()

@@ -54,7 +54,7 @@ class QualityMetrics(Callback):
             raise ConfigError(f"{type(pl_module).__name__} has no metric_fakes(); use metrics=none")
         if datamodule is None or not hasattr(datamodule, "metric_reals"):
             raise ConfigError("the data module has no metric_reals(); use metrics=none")
-        content = getattr(datamodule, "content", "digits")
+        content = getattr(datamodule, "content", "images")  # unknown data is not assumed to be digits
         if self.evaluator.extractor.name == "domain" and content != "digits":
             raise ConfigError(
                 f"metrics=domain uses a digit classifier, but data '{getattr(datamodule, 'name', '?')}' "

@@ -182,6 +182,7 @@ class Digits2MNISTDataModule(TranslationDataModule):
     """
 
     name = "digits2mnist"
+    content = "digits"  # the target domain is MNIST: metrics=domain embeds it
 
     def __init__(self, val_fraction: float = 0.1, split_seed: int = 0, **kwargs):
         super().__init__(**kwargs)

@@ -146,6 +146,7 @@ class TranslationDataModule(LightningDataModule):
     """
 
     name = "translation"
+    content = "images"  # what the target domain holds; "digits" allows metrics=domain
     paired = False  # training items are aligned pairs (what pix2pix needs)
     num_classes = 0  # no class-conditional generation
 
