@@ -145,8 +145,8 @@ def build_metric_callbacks(node: Any) -> list[Callback]:
     Instantiated before ``fit``, so a missing weights file stops the run before training; the
     user's error (for instance :class:`InceptionWeightsMissing`) surfaces unwrapped from Hydra's.
     """
-    if not node:
-        return []
+    if not node or "_target_" not in node:
+        return []  # metrics=none (an experiment's metrics.* settings then have nothing to configure)
     try:
         quality = instantiate(node, _convert_="all")
     except InstantiationException as err:

@@ -19,11 +19,9 @@ images, as stylegan2-ada does. A discriminator with an auxiliary classifier (ACG
 from __future__ import annotations
 
 import copy
-import random
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-import numpy as np
 import torch
 from pytorch_lightning import LightningModule
 from torch import nn
@@ -31,7 +29,8 @@ from torch import nn
 from ganforge.losses.adversarial import aux_class_loss
 from ganforge.losses.objective import GANObjective
 from ganforge.modules.ema import ema_beta, ema_update
-from ganforge.utils.seeding import run_seed
+from ganforge.optim import build_gan_optimizers, step_schedulers
+from ganforge.utils.seeding import reseed_epoch
 
 
 class GANModule(LightningModule):
@@ -131,12 +130,9 @@ class GANModule(LightningModule):
 
     # ----------------------------------------------------------------- optimizers
     def configure_optimizers(self):
-        opt_g = self.optimizer_cfg["generator"](self.generator.parameters())
-        opt_d = self.optimizer_cfg["discriminator"](self.discriminator.parameters())
-        scheduler: Callable | None = self.optimizer_cfg.get("scheduler")
-        if scheduler is None:
-            return [opt_g, opt_d]
-        return [opt_g, opt_d], [scheduler(opt_g), scheduler(opt_d)]
+        return build_gan_optimizers(
+            self.optimizer_cfg, self.generator.parameters(), self.discriminator.parameters()
+        )
 
     def _step(self, opt, loss: torch.Tensor) -> None:
         opt.zero_grad(set_to_none=True)
@@ -271,12 +267,7 @@ class GANModule(LightningModule):
         }
 
     def _step_schedulers(self, interval: str) -> None:
-        if self.optimizer_cfg.get("scheduler") is None:
-            return
-        if self.optimizer_cfg.get("scheduler_interval", "epoch") != interval:
-            return
-        for scheduler in self.lr_schedulers():
-            scheduler.step()
+        step_schedulers(self, self.optimizer_cfg, interval)
 
     def on_train_epoch_start(self) -> None:
         # Lightning's own epoch count for samplers differs after a restart; the data order
@@ -287,12 +278,7 @@ class GANModule(LightningModule):
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         if batch_idx == 0:
-            # Random draws depend only on (run seed, epoch, rank), reseeded once the epoch's first
-            # batch is in hand: a run resumed at an epoch boundary draws what an uninterrupted one does.
-            seed = (run_seed() * 1_000_003 + self.current_epoch * 1_009 + self.global_rank) % 2**32
-            random.seed(seed)
-            np.random.seed(seed)
-            torch.manual_seed(seed)
+            reseed_epoch(self.current_epoch, self.global_rank)
 
     def on_train_epoch_end(self) -> None:
         self._step_schedulers("epoch")
