@@ -153,5 +153,14 @@ def validate_config(cfg: DictConfig) -> None:
             problems.append(
                 f"model.{side}.channels = {channels} but data.channels = {data_channels}; they must match"
             )
+    pack = OmegaConf.select(cfg, "model.discriminator.pack")
+    batch_size = OmegaConf.select(cfg, "data.batch_size")
+    if pack is not None and (not _type_ok(pack, int) or pack < 1):
+        problems.append(f"model.discriminator.pack must be an integer >= 1; got {pack!r}")
+    elif pack is not None and _type_ok(batch_size, int) and batch_size % pack:
+        problems.append(
+            f"data.batch_size = {batch_size} is not a multiple of model.discriminator.pack = {pack}: "
+            "D judges packs of that many samples"
+        )
     if problems:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
