@@ -80,7 +80,7 @@ def test_config_rejects_bad_pack(tiny_cfg, overrides, message):
         validate_config(tiny_cfg(overrides))
 
 
-def test_module_trains_with_packing_and_logs_per_pack_diagnostics(tiny_cfg):
+def test_packed_module_diagnostics_and_losses_are_per_pack(tiny_cfg):
     from hydra.utils import instantiate
 
     from ganforge.train import build_module
