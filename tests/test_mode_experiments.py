@@ -74,3 +74,40 @@ def test_mode_callback_scores_a_perfect_generator():
     module = Perfect()
     stats = callback._mixture(SimpleNamespace(is_global_zero=False), module, means, sigma)
     assert stats == {"modes": 25.0, "high_quality": 1.0, "kl": pytest.approx(0.0)}
+
+
+def test_mode_callback_skips_epochs_but_always_scores_the_last(tmp_path):
+    from types import SimpleNamespace
+
+    from ganforge.data.mixtures import MixtureDataModule
+
+    dm = MixtureDataModule("ring8", n_points=10)
+    means, _ = dm.modes
+    logged = []
+    module = SimpleNamespace(
+        latent_dim=1,
+        iteration=0,
+        device=torch.device("cpu"),
+        generate=lambda z: means[torch.arange(len(z)) % 8],
+        log=lambda key, value, **kw: logged.append((key, value)),
+    )
+    callback = ModeCoverage(dirpath=str(tmp_path), every_n_epochs=2, n_samples=80)
+
+    def end_epoch(epoch: int, max_epochs: int, should_stop: bool = False) -> None:
+        trainer = SimpleNamespace(
+            current_epoch=epoch,
+            max_epochs=max_epochs,
+            should_stop=should_stop,
+            datamodule=dm,
+            is_global_zero=True,
+        )
+        callback.on_train_epoch_end(trainer, module)
+
+    end_epoch(0, max_epochs=5)
+    assert logged == []
+    end_epoch(1, max_epochs=5)
+    assert ("val/modes", 8.0) in logged and (tmp_path / "scatter_epoch_0001.png").is_file()
+    logged.clear()
+    end_epoch(2, max_epochs=5, should_stop=True)  # model.max_iters reached mid-schedule
+    end_epoch(4, max_epochs=5)  # the last epoch
+    assert [k for k, _ in logged].count("val/modes") == 2

@@ -31,7 +31,8 @@ class ModeCoverage(Callback):
 
     Args:
         dirpath: folder for the scatter plots.
-        every_n_epochs: how often to evaluate (Stacked MNIST's 26k samples cost more).
+        every_n_epochs: how often to evaluate (Stacked MNIST's 26k samples cost more); the
+            last epoch (``max_epochs`` or ``model.max_iters`` reached) is always evaluated.
         n_samples: samples per evaluation; ``None`` uses PacGAN's (2,500 points, 26,000 images).
         batch_size: generator batch size while sampling.
         seed: seed of the evaluation noise (the same samples' latents every time).
@@ -89,7 +90,8 @@ class ModeCoverage(Callback):
         return stacked_mnist_modes(stacked_labels(digits))
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if (trainer.current_epoch + 1) % self.every_n_epochs and not trainer.should_stop:
+        last_epoch = trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs
+        if (trainer.current_epoch + 1) % self.every_n_epochs and not (trainer.should_stop or last_epoch):
             return
         datamodule = trainer.datamodule
         if isinstance(datamodule, MixtureDataModule):
