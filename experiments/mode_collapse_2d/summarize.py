@@ -48,7 +48,7 @@ def main(folders: list[str]) -> None:
                 continue
             loss = cfg["loss"]["g_loss"]["_target_"].rsplit(".", 1)[-1].removeprefix("g_loss_")
             key = (
-                cfg["data"].get("mixture", cfg["data"]["_target_"].rsplit(".", 1)[-1]),
+                cfg["data"].get("mixture", cfg["data"]["_target_"].rsplit(".", 2)[-2]),
                 cfg["model"]["discriminator"]["pack"],
                 loss,
             )
