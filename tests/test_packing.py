@@ -73,9 +73,10 @@ def test_mlp_networks_shapes_and_maxout():
     [
         (["model=mlp", "data=ring8", "data.batch_size=10", "model.discriminator.pack=4"], "not a multiple"),
         (["model.discriminator.pack=0"], "pack must be an integer >= 1"),
+        (["data=ring8"], "needs 'data.img_size'.*needs model=mlp"),
     ],
 )
-def test_config_rejects_bad_pack(tiny_cfg, overrides, message):
+def test_config_rejects_bad_pack_and_image_model_on_points(tiny_cfg, overrides, message):
     with pytest.raises(ConfigError, match=message):
         validate_config(tiny_cfg(overrides))
 
