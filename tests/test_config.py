@@ -31,8 +31,11 @@ def test_every_data_option_instantiates(tiny_cfg, tmp_path, option):
         return  # their files are not on this machine; see test_data.py for the offline message
     datamodule.setup("fit")
     images, labels = next(iter(datamodule.train_dataloader()))
-    assert images.shape[1:] == (cfg.data.channels, cfg.data.img_size, cfg.data.img_size)
-    assert images.min() >= -1 and images.max() <= 1
+    if images.dim() == 2:  # 2-D points (ring8, grid25): raw coordinates, not [-1, 1] images
+        assert images.shape == (cfg.data.batch_size, 2)
+    else:
+        assert images.shape[1:] == (cfg.data.channels, cfg.data.img_size, cfg.data.img_size)
+        assert images.min() >= -1 and images.max() <= 1
     assert labels.dtype.is_floating_point is False
 
 

@@ -14,6 +14,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 CONF_DIR = Path(os.environ.get("GANFORGE_CONF", Path(__file__).resolve().parents[2] / "conf"))
 
@@ -188,6 +189,16 @@ def validate_config(cfg: DictConfig) -> None:
         ConfigError: one message per problem found, each naming the key, the value and what is allowed.
     """
     problems = []
+    try:  # a model sized from image keys the data lacks (e.g. model=dcgan with data=ring8)
+        if "model" in cfg:
+            OmegaConf.to_container(cfg.model, resolve=True)
+    except InterpolationResolutionError as err:
+        missing = re.search(r"[Kk]ey '([^']+)'", str(err))
+        name = missing.group(1) if missing else str(err).splitlines()[0]
+        raise ConfigError(
+            f"invalid config:\n  - the model config needs '{name}', which this data config does not define "
+            "(2-D point data such as ring8/grid25 needs model=mlp)"
+        ) from None
     for key, kind, check, allowed in _RULES:
         try:
             value = OmegaConf.select(cfg, key, throw_on_missing=True)
@@ -216,6 +227,15 @@ def validate_config(cfg: DictConfig) -> None:
             )
     problems += _penalty_problems(cfg)
     problems += _precision_problems(cfg)
+    pack = OmegaConf.select(cfg, "model.discriminator.pack")
+    batch_size = OmegaConf.select(cfg, "data.batch_size")
+    if pack is not None and (not _type_ok(pack, int) or pack < 1):
+        problems.append(f"model.discriminator.pack must be an integer >= 1; got {pack!r}")
+    elif pack is not None and _type_ok(batch_size, int) and batch_size % pack:
+        problems.append(
+            f"data.batch_size = {batch_size} is not a multiple of model.discriminator.pack = {pack}: "
+            "D judges packs of that many samples"
+        )
     if problems:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
 

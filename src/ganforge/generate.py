@@ -19,7 +19,7 @@ import torch
 from omegaconf import OmegaConf
 
 from ganforge.utils.checkpoint import CheckpointError, load_generator
-from ganforge.utils.images import image_grid, save_png, to_uint8
+from ganforge.utils.images import image_grid, save_png, save_scatter, to_uint8
 
 USAGE = "usage: ganforge-generate ckpt=<path> [n=64] [out=generated] [seed=0] [label=<class>] [ema=true] [batch_size=256]"
 DEFAULTS = {
@@ -83,17 +83,7 @@ def write_samples(samples: torch.Tensor, out: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / "samples.npy", samples.cpu().numpy().astype(np.float32))
     if samples.dim() == 2:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(5, 5))
-        pts = samples.cpu().numpy()
-        ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.5)
-        ax.set_aspect("equal")
-        fig.savefig(out / "grid.png", dpi=100)
-        plt.close(fig)
+        save_scatter(samples, out / "grid.png")
         return out
     for i, image in enumerate(to_uint8(samples)):
         save_png(image, out / f"{i:05d}.png")

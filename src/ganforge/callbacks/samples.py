@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pytorch_lightning import Callback, LightningModule, Trainer
 
-from ganforge.utils.images import image_grid, log_image, save_png
+from ganforge.utils.images import image_grid, log_image, save_png, save_scatter
 
 
 class SampleGrid(Callback):
@@ -28,6 +28,10 @@ class SampleGrid(Callback):
         images = pl_module.generate(
             pl_module.fixed_noise, pl_module.fixed_labels if pl_module.num_classes else None
         )
+        if images.dim() == 2:  # 2-D points: a scatter plot stands in for the image grid
+            save_scatter(images, self.dirpath / f"epoch_{trainer.current_epoch:04d}.png")
+            save_scatter(images, self.dirpath / "last.png")
+            return
         grid = image_grid(images)
         save_png(grid, self.dirpath / f"epoch_{trainer.current_epoch:04d}.png")
         save_png(grid, self.dirpath / "last.png")

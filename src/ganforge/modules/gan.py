@@ -287,6 +287,10 @@ class GANModule(LightningModule):
     def validation_step(self, batch, batch_idx: int) -> None:
         """D's accuracy on held-out real images: falling values mean D memorises its training set."""
         real, labels = batch
+        keep = real.shape[0] - real.shape[0] % getattr(self.discriminator, "pack", 1)  # whole packs only
+        if keep == 0:
+            return
+        real, labels = real[:keep], labels[:keep]
         logits = self.discriminator(self._format(real), labels if self.num_classes else None)
         logits = logits[0] if isinstance(logits, tuple) else logits
         threshold = self.objective.threshold

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ganforge.networks.packing import pack_samples
+
 
 def resolution_plan(img_size: int) -> tuple[int, int]:
     """Return ``(base, n_up)`` with ``img_size == base * 2**n_up`` and ``n_up >= 1``.
@@ -90,6 +92,8 @@ class DCGANDiscriminator(nn.Module):
             gradient penalties, which per-sample gradients need) or ``"none"``.
         spectral_norm: wrap every convolution in spectral normalisation
             (Miyato et al. 2018), bounding D's Lipschitz constant.
+        pack: images judged together (PacGAN, Lin et al. 2018): ``pack`` images are
+            concatenated along channels and D returns ``N / pack`` logits.
     """
 
     def __init__(
@@ -99,8 +103,12 @@ class DCGANDiscriminator(nn.Module):
         width: int = 64,
         norm: str = "batch",
         spectral_norm: bool = False,
+        pack: int = 1,
     ):
         super().__init__()
+        if pack < 1:
+            raise ValueError(f"pack must be >= 1; got {pack}")
+        self.pack = pack
         if norm not in ("batch", "layer", "none"):
             raise ValueError(f"norm must be one of batch, layer, none; got {norm!r}")
         base, n_up = resolution_plan(img_size)
@@ -114,7 +122,7 @@ class DCGANDiscriminator(nn.Module):
             return []
 
         ch = width
-        layers: list[nn.Module] = [sn(nn.Conv2d(channels, ch, 4, 2, 1)), nn.LeakyReLU(0.2, True)]
+        layers: list[nn.Module] = [sn(nn.Conv2d(channels * pack, ch, 4, 2, 1)), nn.LeakyReLU(0.2, True)]
         for _ in range(n_up - 1):
             layers += [sn(nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=norm == "none")), *normalize(ch * 2)]
             layers += [nn.LeakyReLU(0.2, True)]
@@ -124,4 +132,4 @@ class DCGANDiscriminator(nn.Module):
         _init_dcgan_weights(self)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(x).flatten()
+        return self.net(pack_samples(x, self.pack)).flatten()

@@ -41,3 +41,33 @@ def log_image(trainer, key: str, image: torch.Tensor, step: int) -> None:
             logger.experiment.add_image(key, image, global_step=step)
         elif name == "WandbLogger":
             logger.log_image(key=key, images=[image.permute(1, 2, 0).cpu().numpy()], step=step)
+
+
+def save_scatter(
+    points: torch.Tensor, path: str | Path, centres: torch.Tensor | None = None, title: str | None = None
+) -> Path:
+    """Scatter plot of 2-D points as PNG (matplotlib Agg), with mode ``centres`` marked if given."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pts = points.detach().float().cpu().numpy()
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.4, c="black", linewidths=0)
+    if centres is not None:
+        c = centres.detach().float().cpu().numpy()
+        ax.scatter(c[:, 0], c[:, 1], s=40, marker="x", c="red", linewidths=1)
+        # Fixed axes around the modes, so the frames of one run compare at a glance.
+        span = float(abs(c).max()) * 1.5
+        ax.set_xlim(-span, span)
+        ax.set_ylim(-span, span)
+    ax.set_aspect("equal")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
