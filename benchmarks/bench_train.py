@@ -12,9 +12,10 @@ same in-memory MNIST tensors with the same batch size:
 * **plain**: the training loop of PyTorch's own DCGAN example (``examples/dcgan/main.py``):
   eager, NCHW, BCE on logits, ``fake.detach()`` for D and the same ``fake`` for G, ``.item()``
   of the three diagnostics per step.
+  The default experiment sets ``model.reuse_fake: true``, so ganforge runs the same algorithm.
 * **plain_same_work**: the same loop, but G's step draws a fresh noise batch and runs G forward
-  again, as ganforge does (the example reuses D's ``fake``): the same work per iteration, so its
-  ratio isolates the framework's overhead from the algorithm's.
+  again, as ganforge does with ``model.reuse_fake=false`` (the GAN scheme's default outside the
+  default experiment): the reference for that setting's equal work per iteration.
 
 Repetitions alternate the order (ABBA) and the reported numbers are medians with the range.
 FLOPs of one training iteration come from ``torch.utils.flop_counter.FlopCounterMode``.

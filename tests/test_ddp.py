@@ -8,6 +8,7 @@ to ``SCHEMES``.
 
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from ganforge.config import compose_config
+from ganforge.evaluate import evaluate_checkpoint, parse_args
 from ganforge.losses.adversarial import g_loss_nonsaturating
 from ganforge.utils.checkpoint import load_checkpoint
 
@@ -25,8 +27,8 @@ TINY_DDP = [
     "trainer.accelerator=cpu",
     "trainer.devices=2",
     "trainer.max_epochs=1",
-    "+trainer.limit_train_batches=2",
-    "+trainer.limit_val_batches=1",
+    "++trainer.limit_train_batches=2",
+    "++trainer.limit_val_batches=1",
     "trainer.log_every_n_steps=1",
     "trainer.enable_model_summary=false",
     "data.batch_size=8",
@@ -36,7 +38,18 @@ TINY_DDP = [
 # Overrides that select a training scheme with tiny networks.
 SCHEMES = {
     "gan": ["data=digits", "data.img_size=16", "model.generator.width=8", "model.discriminator.width=8"],
+    "image2image": [
+        "experiment=cyclegan_digits2mnist",
+        "data.img_size=16",
+        "data.load_size=16",
+        "model.generator.width=8",
+        "model.generator.n_blocks=1",
+        "model.discriminator.width=8",
+    ],
 }
+# FID and precision/recall of 64 samples split over the two processes (KID and IS draw random
+# subsets of the gathered features, whose order differs between 1 and 2 processes).
+METRICS = ["metrics=domain", "metrics.names=[fid,pr]", "metrics.n_fake=64", "metrics.every_n_epochs=1"]
 _calls = 0
 
 
@@ -68,18 +81,26 @@ def run_ddp(outputs: Path, overrides: list[str], name: str = "ddp") -> subproces
 @pytest.mark.slow
 @pytest.mark.parametrize("scheme", list(SCHEMES))
 def test_ddp_trains_once_and_resumes(tmp_path, scheme):
-    first = run_ddp(tmp_path, SCHEMES[scheme])
+    first = run_ddp(tmp_path, [*SCHEMES[scheme], *METRICS])
     assert first.returncode == 0, first.stderr[-3000:]
     runs = sorted(p for p in (tmp_path / "ddp").iterdir() if p.is_dir())
     assert len(runs) == 1, runs  # the relaunched process writes into the first one's folder
     assert sorted(p.relative_to(runs[0]).as_posix() for p in runs[0].rglob("*.ckpt")) == [
-        "checkpoints/last.ckpt"
+        "checkpoints/best.ckpt",
+        "checkpoints/last.ckpt",
     ]
+    # The metric states are synced: the 2-process values equal one process scoring the same
+    # samples of the same checkpoint (its reals computed afresh, not read from the run's cache).
+    rows = [r for r in csv.DictReader(open(runs[0] / "metrics.csv")) if r.get("val/fid")]
+    args = ["names=fid,pr", "n_fake=64", f"cache_dir={tmp_path / 'one_process_cache'}"]
+    single = evaluate_checkpoint(parse_args([f"ckpt={runs[0] / 'checkpoints' / 'last.ckpt'}", *args]))
+    for key in ("val/fid", "val/precision", "val/recall"):
+        assert float(rows[-1][key]) == pytest.approx(single["results"][key], rel=1e-4), key
     assert (runs[0] / "config.yaml").is_file() and (runs[0] / "metrics.csv").is_file()
     state = load_checkpoint(runs[0] / "checkpoints" / "last.ckpt")["ganforge"]
     assert state["iteration"] == 2 and state["config"]["trainer"]["devices"] == 2
 
-    second = run_ddp(tmp_path, [*SCHEMES[scheme], "ckpt_path=last", "trainer.max_epochs=2"])
+    second = run_ddp(tmp_path, [*SCHEMES[scheme], "metrics=none", "ckpt_path=last", "trainer.max_epochs=2"])
     assert second.returncode == 0, second.stderr[-3000:]
     runs = sorted(p for p in (tmp_path / "ddp").iterdir() if p.is_dir())
     assert len(runs) == 2, runs
@@ -90,7 +111,9 @@ def test_ddp_trains_once_and_resumes(tmp_path, scheme):
 @pytest.mark.slow
 def test_divergence_on_one_process_stops_every_process(tmp_path):
     loss = f"loss.g_loss._target_={__name__}.g_loss_nan_on_rank1"
-    run = run_ddp(tmp_path, [*SCHEMES["gan"], loss, "trainer.limit_train_batches=4"], name="diverge")
+    run = run_ddp(
+        tmp_path, [*SCHEMES["gan"], "metrics=none", loss, "trainer.limit_train_batches=4"], name="diverge"
+    )
     assert run.returncode == 1, run.stderr[-3000:]
     assert "training diverged at iteration 2" in run.stderr
     # Rank 0's own losses are finite: it stops because the guard shares the decision.

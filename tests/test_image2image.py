@@ -140,7 +140,9 @@ def test_metric_fakes_translate_held_out_images_by_rank(tiny_cfg):
     assert whole.shape == (n, 3, 32, 32) and whole.min() >= -1 and whole.max() <= 1
     assert torch.allclose(whole[len(held_out)], whole[0])  # sample i translates held-out image i mod count
     shards = [torch.cat(list(module.metric_fakes(n, 4, 0, rank=r, world_size=2))) for r in (0, 1)]
-    assert torch.allclose(shards[0], whole[0::2]) and torch.allclose(shards[1], whole[1::2])
+    # equal up to float rounding: a batch of other images takes other convolution paths
+    torch.testing.assert_close(shards[0], whole[0::2], rtol=0, atol=1e-6)
+    torch.testing.assert_close(shards[1], whole[1::2], rtol=0, atol=1e-6)
     reals = torch.cat(list(datamodule.metric_reals("val")))
     assert reals.shape == held_out.shape and "edges2photos-32px-c3" in datamodule.dataset_id
 

@@ -115,7 +115,7 @@ def evaluate_checkpoint(args: dict[str, Any]) -> dict[str, Any]:
     module.eval()
     evaluator = evaluator_for(args, args["split"], int(args["n_fake"]))
     real = evaluator.real_statistics(datamodule.metric_reals(args["split"]), datamodule.dataset_id)
-    fakes = module.metric_fakes(evaluator.n_fake, evaluator.batch_size, evaluator.seed)
+    fakes = module.metric_fakes(evaluator.n_fake, evaluator.batch_size, evaluator.seed, datamodule=datamodule)
     results = evaluator.evaluate(fakes, real)
     source = {"ckpt": str(args["ckpt"]), "iteration": ckpt["ganforge"].get("iteration")}
     return {"source": source, "results": results, **evaluator.record(real)}

@@ -93,7 +93,12 @@ class QualityMetrics(Callback):
             return
         ev, start = self.evaluator, time.perf_counter()
         fakes = pl_module.metric_fakes(
-            ev.n_fake, ev.batch_size, ev.seed, rank=trainer.global_rank, world_size=trainer.world_size
+            ev.n_fake,
+            ev.batch_size,
+            ev.seed,
+            rank=trainer.global_rank,
+            world_size=trainer.world_size,
+            datamodule=trainer.datamodule,
         )
         try:
             self.last = ev.evaluate(fakes, self.real, rank=trainer.global_rank, world_size=trainer.world_size)

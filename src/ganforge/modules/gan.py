@@ -116,11 +116,12 @@ class GANModule(LightningModule):
 
     @torch.no_grad()
     def metric_fakes(
-        self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1
+        self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1, datamodule=None
     ) -> Iterator[torch.Tensor]:
         """Batches of EMA samples for metrics: sample ``i`` depends on ``(seed, i)`` alone and this
         rank yields indices ``rank, rank + world_size, ...``, so the ranks' union is the 1-process set.
-        Conditional models draw label ``i % num_classes``."""
+        Conditional models draw label ``i % num_classes``; ``datamodule`` is not needed (a
+        translation module reads its inputs from it)."""
         z_all = torch.randn(n, self.latent_dim, generator=torch.Generator().manual_seed(seed))
         indices = torch.arange(rank, n, world_size)
         for start in range(0, len(indices), batch_size):

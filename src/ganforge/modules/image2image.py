@@ -150,12 +150,13 @@ class Image2ImageModule(LightningModule):
 
     @torch.no_grad()
     def metric_fakes(
-        self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1
+        self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1, datamodule=None
     ) -> Iterator[torch.Tensor]:
         """Translations A -> B of the held-out A images for FID/KID: sample ``i`` is the translation
         of held-out image ``i mod count``; rank ``r`` yields samples ``r, r + world_size, ...``.
-        ``seed`` is unused: the translation is deterministic in eval mode."""
-        images = self.trainer.datamodule.held_out("A")
+        ``seed`` is unused: the translation is deterministic in eval mode. The held-out images come
+        from ``datamodule`` (default: the trainer's)."""
+        images = (datamodule or self.trainer.datamodule).held_out("A")
         indices = list(range(rank, n, world_size))
         was_training = self.training
         self.eval()
