@@ -3,10 +3,10 @@
 Usage (from the repository root, after run.sh):
     PYTHONPATH=src .venv/bin/python experiments/loss_zoo_mnist5k/summarize.py [outputs/loss_zoo_mnist5k]
 
-Reads every ``<variant>/seed=<k>/`` run folder: ``metrics.csv`` (D diagnostics averaged over the
-last epoch's logged steps) and ``checkpoints/last.ckpt`` (256 samples of the EMA generator for a
-pixel-space diversity ratio). Prints a Markdown table and writes ``samples.png`` here: one row
-of samples per variant, from seed 0.
+Reads every ``<variant>/seed=<k>/`` run folder's ``metrics.csv``: the last FID/KID/IS and
+precision/recall (domain network, 1,000 EMA samples against the 500 held-out digits) and D's
+diagnostics averaged over the last epoch's logged steps. Prints a Markdown table (mean ± standard
+error over seeds) and writes ``samples.png`` here: 12 EMA samples per variant from seed 0.
 """
 
 from __future__ import annotations
@@ -22,12 +22,16 @@ from ganforge.generate import generate
 from ganforge.utils.images import image_grid, save_png
 
 HERE = Path(__file__).resolve().parent
+# (metrics.csv key, column title): quality first (domain network, last evaluation), then D's diagnostics.
 COLUMNS = [
+    ("val/fid", "FID"),
+    ("val/kid_mean", "KID"),
+    ("val/is_mean", "IS"),
+    ("val/precision", "precision"),
+    ("val/recall", "recall"),
     ("train/d_acc_real", "D acc. real"),
     ("train/d_acc_fake", "D acc. fake"),
-    ("val/d_acc_real", "D acc. held-out real"),
     ("train/ada_p", "ADA p"),
-    ("diversity", "diversity ratio"),
 ]
 
 
@@ -45,22 +49,6 @@ def last_epoch_means(metrics_csv: Path) -> dict[str, float]:
     return out
 
 
-def mean_pairwise_distance(x: torch.Tensor) -> float:
-    flat = x.flatten(1).double()
-    d = torch.cdist(flat, flat)
-    n = flat.shape[0]
-    return float(d.sum() / (n * (n - 1)))
-
-
-def real_diversity(n: int = 256) -> float:
-    from ganforge.data.embedded import MNIST5kDataModule
-
-    dm = MNIST5kDataModule(img_size=28, channels=1, batch_size=n, val_fraction=0.1, split_seed=0)
-    dm.setup("fit")
-    images, _ = next(iter(dm.train_dataloader()))
-    return mean_pairwise_distance(images[:n])
-
-
 def mean_se(values: list[float]) -> str:
     if not values:
         return "-"
@@ -72,7 +60,6 @@ def mean_se(values: list[float]) -> str:
 
 
 def main(root: Path) -> None:
-    ref = real_diversity()
     table, rows_png = [], []
     for variant in sorted(
         p for p in root.iterdir() if p.is_dir() and list(p.glob("seed=*/checkpoints/last.ckpt"))
@@ -82,19 +69,16 @@ def main(root: Path) -> None:
         for ckpt in runs:
             run = ckpt.parents[1]
             logged = last_epoch_means(run / "metrics.csv")
-            samples, _ = generate(ckpt, n=256, seed=0)
-            logged["diversity"] = mean_pairwise_distance(samples) / ref
             for key, _ in COLUMNS:
                 if key in logged:
                     stats[key].append(logged[key])
             if run.name == "seed=0":
-                rows_png.append(samples[:12])
+                rows_png.append(generate(ckpt, n=12, seed=0)[0])
         table.append((variant.name, len(runs), [mean_se(stats[key]) for key, _ in COLUMNS]))
-    header = "| variant | seeds | " + " | ".join(title for _, title in COLUMNS) + " | FID / KID |"
-    print(header)
-    print("|" + "---|" * (len(COLUMNS) + 3))
+    print("| variant | seeds | " + " | ".join(title for _, title in COLUMNS) + " |")
+    print("|" + "---|" * (len(COLUMNS) + 2))
     for name, n, cells in table:
-        print(f"| `{name}` | {n} | " + " | ".join(cells) + " | to be filled by ganforge-eval |")
+        print(f"| `{name}` | {n} | " + " | ".join(cells) + " |")
     if rows_png:
         save_png(image_grid(torch.cat(rows_png), nrow=12), HERE / "samples.png")
         print("\nrows of samples.png (seed 0, EMA generator):", ", ".join(name for name, _, _ in table))
