@@ -15,8 +15,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
+# The default experiment; `make train ARGS="seed=3"` adds overrides, `make train EXPERIMENT=...` swaps it.
+EXPERIMENT ?= dcgan_mnist5k
+
 train: $(STAMP)
-	$(BIN)/ganforge-train $(ARGS)
+	$(BIN)/ganforge-train experiment=$(EXPERIMENT) $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(ARGS)
