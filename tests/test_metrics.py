@@ -200,6 +200,9 @@ def test_metric_options_compose_and_domain_refuses_non_digit_data(tiny_cfg, tmp_
     trainer = SimpleNamespace(datamodule=instantiate(cfg.data))
     with pytest.raises(ConfigError, match="metrics=inception"):
         callback.setup(trainer, SimpleNamespace(metric_fakes=None), "fit")
+    trainer = SimpleNamespace(datamodule=instantiate(tiny_cfg(["data=ring8", "model=mlp"]).data))
+    with pytest.raises(ConfigError, match="holds 2-D points .* use metrics=none"):
+        callback.setup(trainer, SimpleNamespace(metric_fakes=None), "fit")
     # Offline without the Inception weights, the run stops before training and says where to put them.
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     cfg = tiny_cfg(["metrics=inception", "data=digits"])

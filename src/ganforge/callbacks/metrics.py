@@ -55,6 +55,11 @@ class QualityMetrics(Callback):
         if datamodule is None or not hasattr(datamodule, "metric_reals"):
             raise ConfigError("the data module has no metric_reals(); use metrics=none")
         content = getattr(datamodule, "content", "images")  # unknown data is not assumed to be digits
+        if content == "points":
+            raise ConfigError(
+                f"FID/KID/IS score images, but data '{getattr(datamodule, 'name', '?')}' holds 2-D points "
+                "(scored by the mode metrics: val/modes, val/high_quality, val/kl); use metrics=none"
+            )
         if self.evaluator.extractor.name == "domain" and content != "digits":
             raise ConfigError(
                 f"metrics=domain uses a digit classifier, but data '{getattr(datamodule, 'name', '?')}' "

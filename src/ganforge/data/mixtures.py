@@ -57,6 +57,7 @@ class MixtureDataModule(GANDataModule):
     """
 
     num_classes = 0
+    content = "points"  # 2-D points: scored by the mode metrics, not by image metrics
 
     def __init__(
         self,
