@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -26,6 +25,7 @@ from ganforge.metrics.evaluator import METRIC_NAMES, MetricEvaluator
 from ganforge.metrics.features import EXTRACTORS
 from ganforge.metrics.protocol import write_json_atomic
 from ganforge.utils.checkpoint import CheckpointError, checkpoint_config, load_checkpoint
+from ganforge.utils.cli import parse_key_values
 
 USAGE = (
     "usage: ganforge-eval ckpt=<path> [metrics=domain|inception] [n_fake=1000] [split=val] [out=eval.json]\n"
@@ -51,12 +51,7 @@ DEFAULTS: dict[str, Any] = {
 
 def parse_args(argv: list[str]) -> dict[str, Any]:
     """``key=value`` arguments over :data:`DEFAULTS`; unknown keys raise with the valid ones."""
-    args = dict(DEFAULTS)
-    for item in argv:
-        key, sep, value = item.partition("=")
-        if not sep or key not in DEFAULTS:
-            raise ValueError(f"unknown argument '{item}'. Valid keys: {', '.join(DEFAULTS)}")
-        args[key] = yaml.safe_load(value) if value else None  # YAML typing: 40 -> int, null -> None
+    args = parse_key_values(argv, DEFAULTS)
     if args["metrics"]:
         args["extractor"] = args["metrics"]
     if args["extractor"] not in EXTRACTORS:

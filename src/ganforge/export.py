@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 from torch import nn
 
 from ganforge.utils.checkpoint import CheckpointError, load_generator
+from ganforge.utils.cli import parse_key_values
 
 FORMATS = ("onnx", "torchscript", "pt2")
 USAGE = "usage: ganforge-export ckpt=<path> format=onnx|torchscript|pt2 [out=<file>] [batch_size=4] [ema=true] [atol=1e-4]"
@@ -181,12 +181,7 @@ def export_generator(
 
 def parse_args(argv: list[str]) -> dict[str, Any]:
     """``key=value`` arguments over :data:`DEFAULTS`; unknown keys raise with the valid ones."""
-    args = dict(DEFAULTS)
-    for item in argv:
-        key, sep, value = item.partition("=")
-        if not sep or key not in DEFAULTS:
-            raise ValueError(f"unknown argument '{item}'. Valid keys: {', '.join(DEFAULTS)}")
-        args[key] = OmegaConf.create({"v": value})["v"] if value else None  # YAML typing: 4 -> int
+    args = parse_key_values(argv, DEFAULTS)
     if not args["ckpt"]:
         raise ValueError("ckpt=<path> is required")
     return args

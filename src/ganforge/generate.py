@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
 from ganforge.utils.checkpoint import CheckpointError, load_generator
+from ganforge.utils.cli import parse_key_values
 from ganforge.utils.images import image_grid, save_png, save_scatter, to_uint8
 
 USAGE = "usage: ganforge-generate ckpt=<path> [n=64] [out=generated] [seed=0] [label=<class>] [ema=true] [batch_size=256]"
@@ -35,12 +35,7 @@ DEFAULTS = {
 
 def parse_args(argv: list[str]) -> dict:
     """``key=value`` arguments over :data:`DEFAULTS`; unknown keys raise with the valid ones."""
-    args = dict(DEFAULTS)
-    for item in argv:
-        key, sep, value = item.partition("=")
-        if not sep or key not in DEFAULTS:
-            raise ValueError(f"unknown argument '{item}'. Valid keys: {', '.join(DEFAULTS)}")
-        args[key] = OmegaConf.create({"v": value})["v"] if value else None  # YAML typing: 3 -> int
+    args = parse_key_values(argv, DEFAULTS)
     if not args["ckpt"]:
         raise ValueError("ckpt=<path> is required")
     if int(args["n"]) < 1:

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 
 from ganforge.data.base import resize_batch
 from ganforge.data.folders import find_images
 from ganforge.data.transforms import IMAGE_EXTENSIONS, ImageLoadError
 from ganforge.data.unaligned import image_to_tensor
 from ganforge.utils.checkpoint import CheckpointError, checkpoint_config, load_checkpoint, load_submodule
+from ganforge.utils.cli import parse_key_values
 from ganforge.utils.images import save_png, to_uint8
 
 USAGE = "usage: ganforge-translate ckpt=<path> input=<folder or file> out=<folder> [direction=AtoB|BtoA] [resize=false]"
@@ -36,12 +36,7 @@ PREFIXES = {"AtoB": "generator", "BtoA": "generator_ba"}
 
 def parse_args(argv: list[str]) -> dict:
     """``key=value`` arguments over :data:`DEFAULTS`; unknown or missing keys raise."""
-    args = dict(DEFAULTS)
-    for item in argv:
-        key, sep, value = item.partition("=")
-        if not sep or key not in DEFAULTS:
-            raise ValueError(f"unknown argument '{item}'. Valid keys: {', '.join(DEFAULTS)}")
-        args[key] = OmegaConf.create({"v": value})["v"] if value else None
+    args = parse_key_values(argv, DEFAULTS)
     for key in ("ckpt", "input", "out"):
         if not args[key]:
             raise ValueError(f"{key}=<...> is required")

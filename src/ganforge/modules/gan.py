@@ -29,11 +29,11 @@ from torch import nn
 from ganforge.losses.adversarial import aux_class_loss
 from ganforge.losses.objective import GANObjective
 from ganforge.modules.ema import ema_beta, ema_update
+from ganforge.modules.epochs import SeededEpochs
 from ganforge.optim import build_gan_optimizers, step_schedulers
-from ganforge.utils.seeding import reseed_epoch
 
 
-class GANModule(LightningModule):
+class GANModule(SeededEpochs, LightningModule):
     """Trains a generator against a discriminator.
 
     Args:
@@ -233,7 +233,7 @@ class GANModule(LightningModule):
 
         self.last_losses = {k: v for k, v in logs.items() if k.endswith("loss")}
         self.iteration += 1
-        self._step_schedulers("iteration")
+        step_schedulers(self, self.optimizer_cfg, "iteration")
         if self.max_iters is not None and self.iteration >= self.max_iters:
             self.trainer.should_stop = True
         self._log_step(logs, n, batch_idx)
@@ -266,23 +266,6 @@ class GANModule(LightningModule):
             "train/d_acc_real": (real_logits > threshold).float().mean(),
             "train/d_acc_fake": (fake_logits < threshold).float().mean(),
         }
-
-    def _step_schedulers(self, interval: str) -> None:
-        step_schedulers(self, self.optimizer_cfg, interval)
-
-    def on_train_epoch_start(self) -> None:
-        # Lightning's own epoch count for samplers differs after a restart; the data order
-        # must follow the epoch number itself.
-        sampler = getattr(self.trainer.train_dataloader, "sampler", None)
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(self.current_epoch)
-
-    def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        if batch_idx == 0:
-            reseed_epoch(self.current_epoch, self.global_rank)
-
-    def on_train_epoch_end(self) -> None:
-        self._step_schedulers("epoch")
 
     # ----------------------------------------------------------------- validation
     def validation_step(self, batch, batch_idx: int) -> None:

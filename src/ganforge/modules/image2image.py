@@ -32,15 +32,15 @@ from torch import nn
 from ganforge.config import ConfigError
 from ganforge.losses.translation import TranslationObjective, cycle_loss, identity_loss, l1_loss
 from ganforge.metrics.translation import TargetScores, label_accuracy
+from ganforge.modules.epochs import SeededEpochs
 from ganforge.optim import build_gan_optimizers, step_schedulers
 from ganforge.utils.image_pool import ImagePool
 from ganforge.utils.images import image_grid
-from ganforge.utils.seeding import reseed_epoch
 
 MODES = ("cyclegan", "pix2pix")
 
 
-class Image2ImageModule(LightningModule):
+class Image2ImageModule(SeededEpochs, LightningModule):
     """Trains translators between two image domains.
 
     Args:
@@ -261,18 +261,6 @@ class Image2ImageModule(LightningModule):
                 "noise sample grids do not apply to translation models: use callbacks=image2image "
                 "(translation panels) or callbacks.samples=null"
             )
-
-    def on_train_epoch_start(self) -> None:
-        sampler = getattr(self.trainer.train_dataloader, "sampler", None)
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(self.current_epoch)
-
-    def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        if batch_idx == 0:
-            reseed_epoch(self.current_epoch, self.global_rank)
-
-    def on_train_epoch_end(self) -> None:
-        step_schedulers(self, self.optimizer_cfg, "epoch")
 
     # ----------------------------------------------------------------- validation
     def digit_classifier(self) -> nn.Module:
