@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from ganforge.callbacks.modes import ModeCoverage
+from ganforge.config import compose_config
 from ganforge.generate import generate, write_samples
 from ganforge.train import train
 
@@ -40,6 +41,15 @@ def test_mode_collapse_experiment_trains_and_logs_mode_metrics(tiny_cfg, tmp_pat
     samples, _ = generate(run / "checkpoints/last.ckpt", n=50)
     out = write_samples(samples, tmp_path / "gen")
     assert np.load(out / "samples.npy").shape == (50, 2) and (out / "grid.png").is_file()
+
+
+@pytest.mark.parametrize("name", ["mode_collapse_ring8", "mode_collapse_grid25"])
+def test_mode_collapse_experiments_drop_the_default_image_metrics(name):
+    """The root default (digit FID/KID) refuses 2-D points at setup, so the experiments must
+    switch it off themselves; the tests' tiny configs hide this by always adding metrics=none."""
+    cfg = compose_config([f"experiment={name}"])
+    assert "_target_" not in (cfg.get("metrics") or {})
+    assert cfg.data.mixture == name.rsplit("_", 1)[1] and cfg.model.max_iters > 0
 
 
 def test_stacked_mnist_experiment_trains_packed_dcgan_and_counts_modes(tiny_cfg, tmp_path):
