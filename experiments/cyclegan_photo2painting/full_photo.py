@@ -35,7 +35,13 @@ def main(ckpt: str, out: str) -> None:
     (out_dir / "in").mkdir(parents=True, exist_ok=True)
     Image.fromarray((photo * 255 + 0.5).astype(np.uint8)).save(out_dir / "in" / "coffee.png")
     subprocess.run(
-        ["ganforge-translate", f"ckpt={ckpt}", f"input={out_dir / 'in'}", f"out={out_dir / 'out'}", "direction=AtoB"],
+        [
+            "ganforge-translate",
+            f"ckpt={ckpt}",
+            f"input={out_dir / 'in'}",
+            f"out={out_dir / 'out'}",
+            "direction=AtoB",
+        ],
         check=True,
     )
     translated = np.asarray(Image.open(out_dir / "out" / "coffee.png"), dtype=np.float32) / 255.0
@@ -44,7 +50,9 @@ def main(ckpt: str, out: str) -> None:
         ssim = structural_similarity_index_measure(to_tensor(image), to_tensor(target), data_range=1.0)
         print(f"{name}: PSNR {psnr.item():.2f} dB, SSIM {ssim.item():.3f} against the filter output")
     figure = np.concatenate([photo, translated, target], axis=1)
-    Image.fromarray((figure * 255 + 0.5).clip(0, 255).astype(np.uint8)).save(out_dir / "figure.jpg", quality=85)
+    Image.fromarray((figure * 255 + 0.5).clip(0, 255).astype(np.uint8)).save(
+        out_dir / "figure.jpg", quality=85
+    )
 
 
 if __name__ == "__main__":
