@@ -57,6 +57,24 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor,
     return perm[n_val:], perm[:n_val]
 
 
+def seeded_loader(
+    dataset: Dataset, batch_size: int, shuffle: bool, drop_last: bool, num_workers: int, pin_memory: bool
+) -> DataLoader:
+    """A DataLoader whose training order depends only on (run seed, epoch): see :class:`EpochShuffleSampler`.
+
+    ``drop_last`` applies only when the dataset holds at least one full batch.
+    """
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=EpochShuffleSampler(dataset, run_seed()) if shuffle else None,
+        drop_last=drop_last and len(dataset) >= batch_size,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=num_workers > 0,
+    )
+
+
 class EpochShuffleSampler(Sampler[int]):
     """A random order that depends only on ``(seed, epoch)``.
 
@@ -145,15 +163,7 @@ class GANDataModule(LightningDataModule):
             self.train_set, self.val_set = full, val
 
     def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=EpochShuffleSampler(dataset, run_seed()) if shuffle else None,
-            drop_last=drop_last and len(dataset) >= self.batch_size,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-        )
+        return seeded_loader(dataset, self.batch_size, shuffle, drop_last, self.num_workers, self.pin_memory)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, shuffle=True, drop_last=True)

@@ -24,8 +24,7 @@ from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ganforge.config import ConfigError
-from ganforge.data.base import EpochShuffleSampler, resize_batch
-from ganforge.utils.seeding import run_seed
+from ganforge.data.base import resize_batch, seeded_loader
 
 Item = tuple[torch.Tensor, int]  # (image (C, H, W) in [-1, 1], label or -1)
 
@@ -190,15 +189,7 @@ class TranslationDataModule(LightningDataModule):
             self.train_set, self.val_set = self.build_sets()
 
     def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=EpochShuffleSampler(dataset, run_seed()) if train else None,
-            drop_last=train and len(dataset) >= self.batch_size,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-        )
+        return seeded_loader(dataset, self.batch_size, train, train, self.num_workers, self.pin_memory)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, train=True)
