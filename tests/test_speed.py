@@ -129,3 +129,45 @@ def test_logging_only_where_read_writes_the_same_metrics(tmp_path, monkeypatch):
     assert {k: v for k, v in full.items() if k.startswith("train/")} == {
         k: v for k, v in lean.items() if k.startswith("train/")
     }  # the final metrics are the last step's, logging step or not
+
+
+def test_in_memory_batches_are_gathered_in_one_step_with_the_per_sample_values(monkeypatch):
+    """BatchGather: one ``__getitems__`` per batch, the values and order of the per-sample path."""
+    from torch.utils.data import DataLoader, Subset, TensorDataset
+
+    from ganforge.data.base import BatchGather, seeded_loader
+
+    data = TensorDataset(torch.randn(50, 3, 4, 4), torch.arange(50))
+    subset = Subset(data, list(range(49, 4, -3)))
+    calls = []
+    monkeypatch.setattr(BatchGather, "__getitem__", lambda self, i: calls.append(i))
+    for dataset in (data, subset):
+        gathered = seeded_loader(dataset, 4, shuffle=True, drop_last=True, num_workers=0, pin_memory=False)
+        assert isinstance(gathered.dataset, BatchGather)
+        order = list(gathered.sampler)
+        per_sample = DataLoader(dataset, batch_size=4, sampler=order, drop_last=True)
+        pairs = list(zip(gathered, per_sample, strict=True))
+        assert len(pairs) == len(dataset) // 4
+        for (images, labels), (want_images, want_labels) in pairs:
+            assert torch.equal(images, want_images) and torch.equal(labels, want_labels)
+    assert calls == []  # never one sample at a time
+
+
+def test_removing_the_progress_bar_callback_removes_the_bar(tiny_cfg):
+    """`~callbacks.progress_bar` (the tests' setting) must not fall back to Lightning's own bar."""
+    from pytorch_lightning import Trainer
+
+    seen = {}
+    original = Trainer.__init__
+
+    def spy(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        seen["bar"] = self.progress_bar_callback
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Trainer, "__init__", spy)
+        cfg = tiny_cfg()
+        train(cfg)
+        assert "progress_bar" not in cfg.callbacks and seen["bar"] is None
+        train(tiny_cfg(["+callbacks.progress_bar._target_=pytorch_lightning.callbacks.RichProgressBar"]))
+        assert seen["bar"] is not None

@@ -20,6 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+from pytorch_lightning.callbacks import ProgressBar
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities import rank_zero_only
 
@@ -113,8 +114,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
     module = build_module(cfg, datamodule)
     callbacks = [instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node]
     callbacks += build_metric_callbacks(cfg.get("metrics"))  # fails here, before fit, without weights
+    extra = {}
+    if "enable_progress_bar" not in cfg.trainer and not any(isinstance(c, ProgressBar) for c in callbacks):
+        extra["enable_progress_bar"] = (
+            False  # `~callbacks.progress_bar` means no bar, not Lightning's default one
+        )
     trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg, run_dir), plugins=[AtomicCheckpointIO()]
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=build_loggers(cfg, run_dir),
+        plugins=[AtomicCheckpointIO()],
+        **extra,
     )
 
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), outputs_root=Path(cfg.paths.outputs_root) / cfg.name)

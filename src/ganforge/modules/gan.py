@@ -241,14 +241,16 @@ class GANModule(SeededEpochs, LightningModule):
     def _log_step(self, logs: dict[str, torch.Tensor], n: int, batch_idx: int) -> None:
         """Hand the step's values to Lightning only where they are read.
 
-        That is on logging steps (the loggers write nothing in between), at an epoch's last batch
-        (the run's final metrics) and for a visible progress bar. ``self.log`` costs ~1.5 ms a
-        call on a CPU: logging every step took ~10 % of the default run's step time.
+        That is on logging steps (the loggers write nothing in between) and at an epoch's last
+        batch (the run's final metrics); the progress bar's losses are refreshed on the same
+        steps. ``self.log`` costs ~0.6 ms a call on a CPU: logging every step took ~10 % of the
+        default run's step time, and the bar's two values another ~10 % of a 2-D mixture step.
         """
         trainer = self.trainer
         last = batch_idx + 1 >= trainer.num_training_batches or trainer.should_stop
-        if trainer._logger_connector.should_update_logs or last:
-            self.log_dict(logs, on_step=True, on_epoch=False, batch_size=n)
+        if not (trainer._logger_connector.should_update_logs or last):
+            return
+        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=n)
         if trainer.progress_bar_callback is not None:
             shown = {"d_loss": logs["train/d_loss"]}
             if "train/g_loss" in logs:
