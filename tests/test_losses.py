@@ -10,6 +10,7 @@ from hydra.utils import instantiate
 
 from ganforge.config import ConfigError, validate_config
 from ganforge.losses import adversarial as adv
+from ganforge.losses.objective import GANObjective
 from ganforge.losses.regularizers import gradient_penalty, r1_penalty, r2_penalty
 
 REAL = torch.tensor([2.0, 0.5, -1.0])
@@ -116,8 +117,61 @@ def test_penalty_added_to_any_loss_with_lazy_interval(tiny_cfg):
         (["loss=r3gan", "model.discriminator.norm=layer", "loss.penalties.r1.weight=-1"], "weight must be"),
         (["loss=r3gan", "model.discriminator.norm=layer", "loss.penalties.r2.every=0"], "every must be"),
         (["loss.aux_weight=-0.5"], "loss.aux_weight"),
+        (["loss.topk_gamma=1.5"], "loss.topk_gamma"),
+        (["loss.topk_min_fraction=0"], "loss.topk_min_fraction"),
     ],
 )
 def test_bad_penalty_settings_are_config_errors(tiny_cfg, overrides, message):
     with pytest.raises(ConfigError, match=message):
         validate_config(tiny_cfg(overrides))
+
+
+def test_topk_count_decays_per_epoch_to_its_floor():
+    objective = adv_objective(topk_gamma=0.5, topk_min_fraction=0.25)
+    assert [objective.topk_count(8, epoch) for epoch in range(4)] == [8, 4, 2, 2]
+    assert adv_objective().topk_count(8, 100) == 8  # gamma 1.0: off
+    assert adv_objective(topk_gamma=0.99).topk_count(100, 10) == math.ceil(100 * 0.99**10)
+
+
+def adv_objective(**kwargs) -> GANObjective:
+    return GANObjective(d_loss=adv.d_loss_hinge, g_loss=adv.g_loss_hinge, **kwargs)
+
+
+@pytest.mark.parametrize("loss, g_loss", [("hinge", "g_loss_hinge"), ("r3gan", "g_loss_relativistic")])
+def test_topk_generator_loss_sees_only_the_k_highest_fake_logits(tiny_cfg, monkeypatch, loss, g_loss):
+    """Top-k training: G's loss gets D's k largest logits on the fakes (and, for a relativistic
+    loss, D's logits on the reals of the same rows); D's loss still sees the whole batch."""
+    from ganforge.modules.gan import GANModule
+    from ganforge.train import train
+
+    outputs, checked = [], []
+    discriminate = GANModule.discriminate
+
+    def spy_discriminate(self, x, labels):
+        outputs.append(discriminate(self, x, labels)[0].detach())
+        return discriminate(self, x, labels)
+
+    original = getattr(adv, g_loss)
+
+    def spy_g_loss(fake_logits, real_logits=None):
+        if real_logits is None:
+            fakes = outputs[-1]
+        else:
+            fakes, reals = outputs[-2], outputs[-1]
+        keep = fakes.topk(len(fake_logits)).indices
+        torch.testing.assert_close(fake_logits.detach(), fakes[keep])
+        if real_logits is not None:
+            torch.testing.assert_close(real_logits.detach(), reals[keep])
+        checked.append((len(fakes), len(fake_logits)))
+        return original(fake_logits, real_logits) if real_logits is not None else original(fake_logits)
+
+    monkeypatch.setattr(GANModule, "discriminate", spy_discriminate)
+    monkeypatch.setattr(adv, g_loss, spy_g_loss)
+    overrides = [
+        "experiment=mode_collapse_ring8",
+        f"loss={loss}",
+        "data.batch_size=8",
+        "trainer.max_epochs=2",
+    ]
+    train(tiny_cfg([*overrides, "loss.topk_gamma=0", "loss.topk_min_fraction=0.25"]))
+    assert checked == [(8, 8), (8, 8), (8, 2), (8, 2)]  # epoch 0: gamma**0 = 1 keeps all; then 25 %

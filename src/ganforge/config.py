@@ -167,6 +167,8 @@ _RULES: list[tuple[str, type, object, str]] = [
         "comma-separated, out of " + ", ".join(_ADA),
     ),
     ("loss.aux_weight", float, lambda v: v >= 0, ">= 0"),
+    ("loss.topk_gamma", float, lambda v: 0 <= v <= 1, "in [0, 1] (1 = off)"),
+    ("loss.topk_min_fraction", float, lambda v: 0 < v <= 1, "in (0, 1]"),
     ("trainer.max_epochs", int, lambda v: v >= 1 or v == -1, ">= 1 (or -1 for no limit)"),
     ("trainer.precision", str, lambda v: str(v) in _PRECISIONS, "one of " + ", ".join(sorted(_PRECISIONS))),
 ]

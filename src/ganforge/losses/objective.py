@@ -3,6 +3,7 @@ and the penalties added to D's loss. Built from the ``loss`` config group."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -48,6 +49,10 @@ class GANObjective:
         penalties: named :class:`Penalty` objects added to the D loss.
         aux_weight: weight of the auxiliary classification loss (ACGAN), added to both
             losses when the discriminator returns class logits beside its real/fake logit.
+        topk_gamma: top-k training (Sinha et al. 2020): G's loss keeps only the ``k`` generated
+            samples D rates most real, ``k = max(n * topk_gamma**epoch, n * topk_min_fraction)``
+            of the ``n`` D outputs; 1.0 keeps all of them (off). The paper uses 0.99.
+        topk_min_fraction: the floor of ``k`` as a share of the batch (the paper's nu, 0.5).
     """
 
     d_loss: LossFn
@@ -57,8 +62,21 @@ class GANObjective:
     threshold: float | None = 0.0
     penalties: Mapping[str, Penalty] = field(default_factory=dict)
     aux_weight: float = 1.0
+    topk_gamma: float = 1.0
+    topk_min_fraction: float = 0.5
 
     def __post_init__(self) -> None:
         if self.n_critic < 1:
             raise ValueError(f"loss.n_critic must be >= 1; got {self.n_critic}")
+        if not 0.0 <= self.topk_gamma <= 1.0:
+            raise ValueError(f"loss.topk_gamma must be in [0, 1]; got {self.topk_gamma}")
+        if not 0.0 < self.topk_min_fraction <= 1.0:
+            raise ValueError(f"loss.topk_min_fraction must be in (0, 1]; got {self.topk_min_fraction}")
         self.penalties = {name: p for name, p in (self.penalties or {}).items() if p is not None}
+
+    def topk_count(self, n: int, epoch: int) -> int:
+        """How many of ``n`` generated samples (D outputs) G's loss keeps at ``epoch``."""
+        if self.topk_gamma >= 1.0:
+            return n
+        share = max(self.topk_gamma**epoch, self.topk_min_fraction)
+        return max(1, min(n, math.ceil(n * share - 1e-9)))

@@ -222,6 +222,14 @@ class GANModule(SeededEpochs, LightningModule):
                 fake_g = self._format(self.generator(self.sample_noise(n), gen_labels))
             fake_logits, fake_classes = self.discriminate(fake_g, gen_labels)
             real_logits_g = self.discriminate(real, labels)[0] if self.objective.g_needs_real else None
+            k = self.objective.topk_count(len(fake_logits), self.current_epoch)
+            if k < len(fake_logits):  # top-k training: G learns only from its k most realistic samples
+                keep = fake_logits.detach().reshape(len(fake_logits), -1).mean(1).topk(k).indices
+                fake_logits = fake_logits[keep]
+                real_logits_g = real_logits_g[keep] if real_logits_g is not None else None
+                if fake_classes is not None:
+                    fake_classes, gen_labels = fake_classes[keep], gen_labels[keep]
+                logs["train/topk"] = torch.tensor(float(k))
             g_loss = self.objective.g_loss(fake_logits, real_logits_g)
             if fake_classes is not None:
                 g_loss = g_loss + self.objective.aux_weight * aux_class_loss(fake_classes, gen_labels)
