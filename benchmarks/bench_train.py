@@ -18,10 +18,13 @@ same in-memory MNIST tensors with the same batch size:
   default experiment): the reference for that setting's equal work per iteration.
 
 Repetitions alternate the order (ABBA) and the reported numbers are medians with the range.
+Two ratios: of the two loops' median rates, and the median of the per-repetition ratios (each
+repetition runs the loops back to back, so a load change on the shared machine between
+repetitions cancels in it).
 FLOPs of one training iteration come from ``torch.utils.flop_counter.FlopCounterMode``.
 
 Usage:
-    python benchmarks/bench_train.py            # 5 repetitions of 50 timed iterations
+    python benchmarks/bench_train.py            # 7 repetitions of 50 timed iterations
     python benchmarks/bench_train.py --quick    # 1 repetition of 20
     python benchmarks/bench_train.py --threads 1   # one core: steadier on a busy machine
 """
@@ -197,14 +200,14 @@ def measure(
     """Run the comparison; returns every measured figure (medians, ranges, FLOPs, peaks).
 
     Args:
-        quick: 1 repetition of 20 iterations instead of 5 of 50.
+        quick: 1 repetition of 20 iterations instead of 7 of 50.
         repeats: repetitions of the ganforge/plain pair (overrides ``quick``).
         iters: timed iterations per run (overrides ``quick``).
         warmup: untimed iterations first; 10 passes the first logging step and its one-off imports.
         overrides: config overrides on top of the default experiment (tests shrink the model).
         matmul_n: side of the square matmul that measures the machine's peak.
     """
-    repeats = repeats or (1 if quick else 5)
+    repeats = repeats or (1 if quick else 7)
     iters = iters or (20 if quick else 50)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = default_config(tmp, overrides)
@@ -232,6 +235,9 @@ def measure(
     theory, formula = theoretical_fp32_peak({**info, "cores": min(cores, torch.get_num_threads())})
     matmul = measured_matmul_peak(matmul_n)
     med = {k: statistics.median(v) for k, v in rates.items()}
+    # Each repetition runs the loops back to back, so its ratio cancels the machine's slow load
+    # changes that move the per-loop medians between repetitions.
+    paired = [g / p for g, p in zip(rates["ganforge"], rates["plain"], strict=True)]
     out = {
         "machine": f"{info['model']}, {cores} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads",
@@ -239,6 +245,8 @@ def measure(
         "timed_iters": iters,
         "repeats": repeats,
         "ratio": med["ganforge"] / med["plain"],
+        "paired_ratio": statistics.median(paired),
+        "paired_ratio_range": (min(paired), max(paired)),
         "ratio_same_work": med["ganforge"] / med["plain_same_work"],
         "matmul_peak_gflops": matmul / 1e9,
         "theoretical_peak_gflops": theory / 1e9,
@@ -287,6 +295,11 @@ def table(result: dict) -> list[dict[str, str]]:
     ]
     rows += [
         note("ratio ganforge/plain (medians)", f"{result['ratio']:.3f}"),
+        note(
+            "ratio ganforge/plain per repetition",
+            f"{result['paired_ratio']:.3f}",
+            "median; min-max {:.3f}-{:.3f}".format(*result["paired_ratio_range"]),
+        ),
         note("ratio ganforge/plain_same_work", f"{result['ratio_same_work']:.3f}"),
         note("matmul peak 2048^2 fp32 (GFLOP/s)", f"{result['matmul_peak_gflops']:.1f}"),
         note(
