@@ -37,7 +37,9 @@ def test_bench_train_reports_every_figure(bench_train):
         result["ganforge"]["images_per_s"] / result["plain"]["images_per_s"]
     )
     lo, hi = result["paired_ratio_range"]
-    assert lo == hi == pytest.approx(result["paired_ratio"]) == pytest.approx(result["ratio"])  # one repetition
+    assert (
+        lo == hi == pytest.approx(result["paired_ratio"]) == pytest.approx(result["ratio"])
+    )  # one repetition
     rows = bench_train.table(result)
     assert {"measure", *bench_train.NAMES} == set(rows[0]) == set(rows[-1])
 

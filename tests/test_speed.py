@@ -171,3 +171,27 @@ def test_removing_the_progress_bar_callback_removes_the_bar(tiny_cfg):
         assert "progress_bar" not in cfg.callbacks and seen["bar"] is None
         train(tiny_cfg(["+callbacks.progress_bar._target_=pytorch_lightning.callbacks.RichProgressBar"]))
         assert seen["bar"] is not None
+
+
+def test_fused_adam_is_the_default_and_steps_like_the_per_tensor_loop(tiny_cfg):
+    from ganforge.optim import build_gan_optimizers
+
+    cfg = instantiate(tiny_cfg().optimizer, _convert_="all")
+    nets = [torch.nn.Linear(5, 3) for _ in range(4)]
+    for a, b in ((nets[0], nets[2]), (nets[1], nets[3])):
+        b.load_state_dict(a.state_dict())
+    fused = build_gan_optimizers(cfg, nets[0].parameters(), nets[1].parameters())
+    looped = build_gan_optimizers(cfg, nets[2].parameters(), nets[3].parameters(), allow_fused=False)
+    assert all(o.defaults["fused"] for o in fused) and not any(o.defaults["fused"] for o in looped)
+    for _ in range(3):
+        grads = [torch.randn_like(p) for p in nets[0].parameters()] + [
+            torch.randn_like(p) for p in nets[1].parameters()
+        ]
+        for net_pair in ((nets[0], nets[1]), (nets[2], nets[3])):
+            for p, g in zip([*net_pair[0].parameters(), *net_pair[1].parameters()], grads, strict=True):
+                p.grad = g.clone()
+        for opt in (*fused, *looped):
+            opt.step()
+    for a, b in ((nets[0], nets[2]), (nets[1], nets[3])):
+        for p, q in zip(a.parameters(), b.parameters(), strict=True):
+            torch.testing.assert_close(p, q, rtol=0, atol=1e-6)

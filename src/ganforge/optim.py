@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
@@ -26,7 +28,7 @@ def constant_then_linear_decay(optimizer: Optimizer, constant_epochs: int, decay
     return LambdaLR(optimizer, factor)
 
 
-def build_gan_optimizers(optimizer_cfg: dict, g_params, d_params):
+def build_gan_optimizers(optimizer_cfg: dict, g_params, d_params, allow_fused: bool = True):
     """What ``configure_optimizers`` returns for a G/D pair: the two optimizers, and their
     schedulers when ``optimizer_cfg["scheduler"]`` (a partial applied to both) is set.
 
@@ -34,8 +36,20 @@ def build_gan_optimizers(optimizer_cfg: dict, g_params, d_params):
         optimizer_cfg: ``{"generator": partial, "discriminator": partial, "scheduler": partial | None}``.
         g_params: parameters of the generator(s).
         d_params: parameters of the discriminator(s).
+        allow_fused: ``False`` builds an optimizer configured with ``fused=True`` unfused (the
+            same update, one tensor at a time): Lightning cannot clip gradients under 16-bit AMP
+            for a fused optimizer, whose step unscales them itself.
     """
-    opt_g, opt_d = optimizer_cfg["generator"](g_params), optimizer_cfg["discriminator"](d_params)
+
+    def build(partial, params):
+        if not allow_fused and getattr(partial, "keywords", {}).get("fused"):
+            partial = functools.partial(partial, fused=False)
+        return partial(params)
+
+    opt_g, opt_d = (
+        build(optimizer_cfg["generator"], g_params),
+        build(optimizer_cfg["discriminator"], d_params),
+    )
     scheduler = optimizer_cfg.get("scheduler")
     if scheduler is None:
         return [opt_g, opt_d]

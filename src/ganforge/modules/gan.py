@@ -131,8 +131,15 @@ class GANModule(SeededEpochs, LightningModule):
 
     # ----------------------------------------------------------------- optimizers
     def configure_optimizers(self):
+        trainer = self._trainer  # None when called outside a fit
+        clips_under_fp16_amp = (
+            bool(self.grad_clip) and trainer is not None and trainer.precision in ("16-mixed", "16")
+        )
         return build_gan_optimizers(
-            self.optimizer_cfg, self.generator.parameters(), self.discriminator.parameters()
+            self.optimizer_cfg,
+            self.generator.parameters(),
+            self.discriminator.parameters(),
+            allow_fused=not clips_under_fp16_amp,
         )
 
     def _step(self, opt, loss: torch.Tensor) -> None:
