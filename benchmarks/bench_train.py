@@ -27,6 +27,7 @@ Usage:
     python benchmarks/bench_train.py            # 7 repetitions of 50 timed iterations
     python benchmarks/bench_train.py --quick    # 1 repetition of 20
     python benchmarks/bench_train.py --threads 1   # one core: steadier on a busy machine
+    python benchmarks/bench_train.py --override trainer.precision=bf16-mixed   # ganforge in bf16
 """
 
 from __future__ import annotations
@@ -329,13 +330,20 @@ def main(argv: list[str] | None = None) -> list[dict[str, str]]:
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--iters", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        help="config override (repeatable): networks and data for both loops, the rest for ganforge "
+        "alone, e.g. trainer.precision=bf16-mixed (the plain loop stays fp32)",
+    )
     args, _ = parser.parse_known_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     for name in ("pytorch_lightning", "lightning_fabric"):  # keep the table readable
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="pytorch_lightning")
-    result = measure(args.quick, args.repeats, args.iters)
+    result = measure(args.quick, args.repeats, args.iters, overrides=args.override)
     print(
         f"machine: {result['machine']}; batch {result['batch_size']}, "
         f"{result['timed_iters']} timed iterations x {result['repeats']} repetitions"
