@@ -50,6 +50,10 @@ USER_ERRORS = (
 log = logging.getLogger("ganforge")
 # The run folder already holds config.yaml when the CSV logger starts; it only ever replaces metrics.csv.
 warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
+# The EMA generator (and any frozen metric network) is in eval mode on purpose.
+warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
+# Lightning's own use of a torch pytree API that torch has deprecated: nothing a user can act on.
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
