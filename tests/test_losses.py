@@ -148,8 +148,9 @@ def test_topk_generator_loss_sees_only_the_k_highest_fake_logits(tiny_cfg, monke
     discriminate = GANModule.discriminate
 
     def spy_discriminate(self, x, labels):
-        outputs.append(discriminate(self, x, labels)[0].detach())
-        return discriminate(self, x, labels)
+        out = discriminate(self, x, labels)
+        outputs.append(out[0].detach())
+        return out
 
     original = getattr(adv, g_loss)
 

@@ -119,10 +119,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks = [instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node]
     callbacks += build_metric_callbacks(cfg.get("metrics"))  # fails here, before fit, without weights
     extra = {}
+    # `~callbacks.progress_bar` means no bar, not Lightning's default one.
     if "enable_progress_bar" not in cfg.trainer and not any(isinstance(c, ProgressBar) for c in callbacks):
-        extra["enable_progress_bar"] = (
-            False  # `~callbacks.progress_bar` means no bar, not Lightning's default one
-        )
+        extra["enable_progress_bar"] = False
     trainer = instantiate(
         cfg.trainer,
         callbacks=callbacks,
