@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import functools
+import os
 
 import pytest
 import torch
@@ -195,3 +197,31 @@ def test_fused_adam_is_the_default_and_steps_like_the_per_tensor_loop(tiny_cfg):
     for a, b in ((nets[0], nets[2]), (nets[1], nets[3])):
         for p, q in zip(a.parameters(), b.parameters(), strict=True):
             torch.testing.assert_close(p, q, rtol=0, atol=1e-6)
+
+
+def test_loss_functions_are_called_as_plain_partials_with_the_same_values(tiny_cfg):
+    cfg = tiny_cfg(["loss=r3gan", "model.discriminator.norm=layer"])
+    built = instantiate(cfg.loss.d_loss)  # what Hydra hands over: its own partial type
+    objective = instantiate(cfg.loss, _convert_="all")
+    assert type(built) is not functools.partial
+    fns = [objective.d_loss, objective.g_loss, *(p.fn for p in objective.penalties.values())]
+    assert all(type(fn) is functools.partial for fn in fns)
+    real, fake = torch.randn(8), torch.randn(8)
+    assert objective.d_loss(real, fake).item() == built(real, fake).item()
+
+
+@pytest.mark.parametrize("nvml_present", [False, True])
+def test_nvml_cuda_check_is_dropped_only_without_nvml(monkeypatch, nvml_present):
+    import ganforge.train as train_module
+
+    def cdll(name):
+        if not nvml_present:
+            raise OSError(f"{name}: cannot open shared object file")
+        return object()
+
+    monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    monkeypatch.setattr(train_module.ctypes, "CDLL", cdll)
+    assert train_module.drop_nvml_cuda_check_without_nvml() is not nvml_present
+    assert os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] == ("1" if nvml_present else "0")
+    monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "0")  # a user's own setting stays
+    assert not train_module.drop_nvml_cuda_check_without_nvml()
