@@ -9,9 +9,10 @@ import os
 import pytest
 import torch
 from hydra.utils import instantiate
+from pytorch_lightning import LightningModule
 from torch._dynamo.utils import counters
 
-from ganforge.modules.gan import GANModule
+from ganforge.modules.scheme import SchemeHooks
 from ganforge.train import train
 from ganforge.utils.checkpoint import load_checkpoint
 from tests.conftest import compose_tiny
@@ -113,16 +114,42 @@ def test_loader_switches_give_the_same_batches(tmp_path, switch):
         assert torch.equal(ya, yb)
 
 
-def test_logging_only_where_read_writes_the_same_metrics(tmp_path, monkeypatch):
-    """``GANModule`` hands values to ``self.log`` on logging steps only; the files must not change."""
-    overrides = ["trainer.log_every_n_steps=3", "trainer.limit_train_batches=5", "data.img_size=16"]
-    overrides.append("trainer.deterministic=true")
+@pytest.mark.parametrize(
+    "scheme",
+    [
+        ["data.img_size=16"],
+        [
+            "experiment=pix2pix_edges2photos",
+            "data.photo_size=40",
+            "data.img_size=32",
+            "data.load_size=36",
+            "data.batch_size=1",
+        ],
+    ],
+    ids=["gan", "pix2pix"],
+)
+def test_logging_only_where_read_writes_the_same_metrics(tmp_path, monkeypatch, scheme):
+    """Both schemes hand values to ``self.log`` on logging steps only; the files must not change."""
+    overrides = [
+        "trainer.log_every_n_steps=3",
+        "++trainer.limit_train_batches=5",
+        "++trainer.limit_val_batches=0",
+    ]
+    overrides += ["trainer.deterministic=true", *scheme]
+    calls = []
+    log_dict = LightningModule.log_dict
+    monkeypatch.setattr(
+        LightningModule,
+        "log_dict",
+        lambda self, *a, **k: calls.append(self.iteration) or log_dict(self, *a, **k),
+    )
     lean = train(compose_tiny(tmp_path / "lean", overrides))
+    assert calls == [3, 5]  # after iteration 3 (a logging step) and 5 (the last)
 
-    def log_every_step(self, logs, n, batch_idx):  # what the module did before
+    def log_every_step(self, logs, n, batch_idx):  # what the modules did before
         self.log_dict(logs, on_step=True, on_epoch=False, batch_size=n)
 
-    monkeypatch.setattr(GANModule, "_log_step", log_every_step)
+    monkeypatch.setattr(SchemeHooks, "_log_step", log_every_step)
     full = train(compose_tiny(tmp_path / "full", overrides))
     lean_rows = list(csv.DictReader(open(tmp_path / "lean" / "run" / "metrics.csv")))
     full_rows = list(csv.DictReader(open(tmp_path / "full" / "run" / "metrics.csv")))

@@ -29,11 +29,11 @@ from torch import nn
 from ganforge.losses.adversarial import aux_class_loss
 from ganforge.losses.objective import GANObjective
 from ganforge.modules.ema import ema_beta, ema_update
-from ganforge.modules.epochs import SeededEpochs
+from ganforge.modules.scheme import SchemeHooks
 from ganforge.optim import build_gan_optimizers, step_schedulers
 
 
-class GANModule(SeededEpochs, LightningModule):
+class GANModule(SchemeHooks, LightningModule):
     """Trains a generator against a discriminator.
 
     Args:
@@ -252,25 +252,6 @@ class GANModule(SeededEpochs, LightningModule):
         if self.max_iters is not None and self.iteration >= self.max_iters:
             self.trainer.should_stop = True
         self._log_step(logs, n, batch_idx)
-
-    def _log_step(self, logs: dict[str, torch.Tensor], n: int, batch_idx: int) -> None:
-        """Hand the step's values to Lightning only where they are read.
-
-        That is on logging steps (the loggers write nothing in between) and at an epoch's last
-        batch (the run's final metrics); the progress bar's losses are refreshed on the same
-        steps. ``self.log`` costs ~0.6 ms a call on a CPU: logging every step took ~10 % of the
-        default run's step time, and the bar's two values another ~10 % of a 2-D mixture step.
-        """
-        trainer = self.trainer
-        last = batch_idx + 1 >= trainer.num_training_batches or trainer.should_stop
-        if not (trainer._logger_connector.should_update_logs or last):
-            return
-        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=n)
-        if trainer.progress_bar_callback is not None:
-            shown = {"d_loss": logs["train/d_loss"]}
-            if "train/g_loss" in logs:
-                shown["g_loss"] = logs["train/g_loss"]
-            self.log_dict(shown, prog_bar=True, logger=False, on_step=True, on_epoch=False, batch_size=n)
 
     def _d_diagnostics(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> dict[str, torch.Tensor]:
         """D's mean output and accuracy on the real and the generated batch."""

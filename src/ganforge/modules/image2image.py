@@ -32,7 +32,7 @@ from torch import nn
 from ganforge.config import ConfigError
 from ganforge.losses.translation import TranslationObjective, cycle_loss, identity_loss, l1_loss
 from ganforge.metrics.translation import TargetScores, label_accuracy
-from ganforge.modules.epochs import SeededEpochs
+from ganforge.modules.scheme import SchemeHooks
 from ganforge.optim import build_gan_optimizers, step_schedulers
 from ganforge.utils.image_pool import ImagePool
 from ganforge.utils.images import image_grid
@@ -40,7 +40,7 @@ from ganforge.utils.images import image_grid
 MODES = ("cyclegan", "pix2pix")
 
 
-class Image2ImageModule(SeededEpochs, LightningModule):
+class Image2ImageModule(SchemeHooks, LightningModule):
     """Trains translators between two image domains.
 
     Args:
@@ -196,18 +196,9 @@ class Image2ImageModule(SeededEpochs, LightningModule):
         self.last_losses = {k: v for k, v in logs.items() if k.endswith("loss")}
         self.iteration += 1
         step_schedulers(self, self.optimizer_cfg, "iteration")
-        n = batch["A"].shape[0]
-        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=n)
-        self.log_dict(
-            {"d_loss": logs["train/d_loss"], "g_loss": logs["train/g_loss"]},
-            prog_bar=True,
-            logger=False,
-            on_step=True,
-            on_epoch=False,
-            batch_size=n,
-        )
         if self.max_iters is not None and self.iteration >= self.max_iters:
             self.trainer.should_stop = True
+        self._log_step(logs, batch["A"].shape[0], batch_idx)
 
     def _cyclegan_step(self, real_a, real_b, opt_g, opt_d) -> dict[str, torch.Tensor]:
         obj = self.objective
