@@ -17,14 +17,16 @@ same in-memory MNIST tensors with the same batch size:
   again, as ganforge does with ``model.reuse_fake=false`` (the GAN scheme's default outside the
   default experiment): the reference for that setting's equal work per iteration.
 
-Repetitions alternate the order (ABBA) and the reported numbers are medians with the range.
-Two ratios: of the two loops' median rates, and the median of the per-repetition ratios (each
-repetition runs the loops back to back, so a load change on the shared machine between
-repetitions cancels in it).
+The loops take turns inside one process: during each repetition's ganforge run, every 5
+ganforge iterations are followed by 5 iterations of each plain loop (in alternating order), so
+a change in the shared machine's speed, which moves a loop's rate by up to ~25 % within
+seconds here, reaches all of them alike. Images/s are medians over the repetitions with the
+range. Three ratios ganforge/plain: of the median rates, the median of the per-repetition
+ratios, and the median of the per-block ratios (each over a fraction of a second).
 FLOPs of one training iteration come from ``torch.utils.flop_counter.FlopCounterMode``.
 
 Usage:
-    python benchmarks/bench_train.py            # 7 repetitions of 50 timed iterations
+    python benchmarks/bench_train.py            # 7 repetitions of 55 timed iterations per loop
     python benchmarks/bench_train.py --quick    # 1 repetition of 20
     python benchmarks/bench_train.py --threads 1   # one core: steadier on a busy machine
     python benchmarks/bench_train.py --override trainer.precision=bf16-mixed   # ganforge in bf16
@@ -69,59 +71,179 @@ def default_config(run_dir: str, overrides: list[str] | None = None) -> DictConf
     return cfg
 
 
-class TimedWindow(Callback):
-    """Times iterations ``[warmup, warmup + iters)`` and counts the FLOPs of the one after."""
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
 
-    def __init__(self, warmup: int, iters: int, device: str):
-        self.warmup, self.iters, self.device = warmup, iters, device
-        self.seconds = self.flops = float("nan")
-        self.memory = PeakMemory(device)
+
+class PlainLoop:
+    """PyTorch's DCGAN example loop on the default config's networks and data, one step at a time.
+
+    Args:
+        cfg: the composed config (networks, batch size, optimizer settings).
+        images: the training images, one tensor.
+        seed: torch seed for the networks' initialisation.
+        same_work: draw a fresh noise batch and run G again for G's step (the work of
+            ganforge's ``model.reuse_fake=false``) instead of reusing D's fake batch.
+    """
+
+    def __init__(self, cfg: DictConfig, images: torch.Tensor, seed: int = 0, same_work: bool = False):
+        torch.manual_seed(seed)
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.net_g = instantiate(cfg.model.generator).to(self.device)
+        self.net_d = instantiate(cfg.model.discriminator).to(self.device)
+        self.opt_g = torch.optim.Adam(
+            self.net_g.parameters(), lr=cfg.optimizer.generator.lr, betas=cfg.optimizer.generator.betas
+        )
+        self.opt_d = torch.optim.Adam(
+            self.net_d.parameters(),
+            lr=cfg.optimizer.discriminator.lr,
+            betas=cfg.optimizer.discriminator.betas,
+        )
+        self.criterion = nn.BCEWithLogitsLoss()  # the example's Sigmoid + BCELoss, in its stable form
+        self.loader = DataLoader(
+            TensorDataset(images), batch_size=cfg.data.batch_size, shuffle=True, drop_last=True
+        )
+        self.latent_dim, self.same_work = cfg.model.latent_dim, same_work
+        self._batches = iter(self.loader)
+
+    def _next_batch(self) -> torch.Tensor:
+        try:
+            (real,) = next(self._batches)
+        except StopIteration:  # a new epoch
+            self._batches = iter(self.loader)
+            (real,) = next(self._batches)
+        return real
+
+    def step(self) -> None:
+        """One iteration of the example's loop body, data loading included."""
+        device, criterion, net_d, net_g = self.device, self.criterion, self.net_d, self.net_g
+        real = self._next_batch().to(device)
+        b = real.shape[0]
+        ones, zeros = torch.ones(b, device=device), torch.zeros(b, device=device)
+        net_d.zero_grad()
+        output = net_d(real)
+        err_d_real = criterion(output, ones)
+        err_d_real.backward()
+        output.mean().item()
+        fake = net_g(torch.randn(b, self.latent_dim, device=device))
+        output = net_d(fake.detach())
+        err_d_fake = criterion(output, zeros)
+        err_d_fake.backward()
+        output.mean().item()
+        self.opt_d.step()
+        net_g.zero_grad()
+        if self.same_work:  # a fresh noise batch for G's step, as ganforge draws
+            fake = net_g(torch.randn(b, self.latent_dim, device=device))
+        output = net_d(fake)
+        err_g = criterion(output, ones)
+        err_g.backward()
+        output.mean().item()
+        self.opt_g.step()
+
+    def run(self, n: int) -> float:
+        """Seconds for ``n`` iterations."""
+        _sync(self.device)
+        start = time.perf_counter()
+        for _ in range(n):
+            self.step()
+        _sync(self.device)
+        return time.perf_counter() - start
+
+    def flops(self) -> float:
+        """FLOPs of one iteration."""
+        with FlopCounterMode(display=False) as counter:
+            self.step()
+        return float(counter.get_total_flops())
+
+
+class Interleaved(Callback):
+    """Inside a ganforge run, alternates blocks of ganforge iterations with blocks of each plain loop.
+
+    After ``warmup`` ganforge iterations (and as many of each plain loop), every ``block``
+    ganforge iterations are timed, then ``block`` iterations of each plain loop, in alternating
+    order, ``blocks`` times: a block lasts a fraction of a second, so a change in the shared
+    machine's speed reaches every loop alike. ganforge's time runs from the end of the previous
+    plain block to the end of its own block's last batch, so it includes Lightning's loop, data
+    fetching and every callback of each of its iterations. The iteration after the last block
+    is counted for FLOPs.
+    """
+
+    def __init__(self, loops: dict[str, PlainLoop], warmup: int, block: int, blocks: int, device: str):
+        self.loops, self.warmup, self.block, self.blocks, self.device = loops, warmup, block, blocks, device
+        self.times: dict[str, list[float]] = {"ganforge": [], **{name: [] for name in loops}}
+        self.memory: dict[str, list[PeakMemory]] = {name: [] for name in self.times}
+        self.flops = float("nan")
         self._counter: FlopCounterMode | None = None
+        self._start = 0.0
 
-    def _sync(self) -> None:
-        if self.device.startswith("cuda"):
-            torch.cuda.synchronize()
+    def peak_mb(self, name: str) -> tuple[float, float]:
+        """``(peak, added)`` memory in MB over the blocks of loop ``name``."""
+        blocks = self.memory[name]
+        return max(m.peak_mb for m in blocks), max(m.added_mb for m in blocks)
+
+    def _begin_ganforge_block(self) -> None:
+        self.memory["ganforge"].append(PeakMemory(self.device).__enter__())
+        _sync(self.device)
+        self._start = time.perf_counter()
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if batch_idx == self.warmup:
-            self._sync()
-            self.memory.__enter__()
-            self._start = time.perf_counter()
-        elif batch_idx == self.warmup + self.iters:
+        if batch_idx == self.warmup + self.block * self.blocks:
             self._counter = FlopCounterMode(display=False)
             self._counter.__enter__()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if batch_idx == self.warmup + self.iters - 1:
-            self._sync()
-            self.seconds = time.perf_counter() - self._start
-            self.memory.__exit__()
-        elif self._counter is not None:
+        if self._counter is not None:
             self._counter.__exit__(None, None, None)
-            self.flops = float(self._counter.get_total_flops())
-            self._counter = None
+            self.flops, self._counter = float(self._counter.get_total_flops()), None
+            return
+        k = batch_idx - self.warmup + 1  # ganforge iterations timed so far
+        if k == 0:  # end of the warmup: warm the plain loops too, then start ganforge's clock
+            for loop in self.loops.values():
+                loop.run(self.warmup)
+            self._begin_ganforge_block()
+        elif k % self.block == 0 and 0 < k <= self.block * self.blocks:
+            _sync(self.device)
+            self.times["ganforge"].append(time.perf_counter() - self._start)
+            self.memory["ganforge"][-1].__exit__()
+            names = list(self.loops) if (k // self.block) % 2 else list(self.loops)[::-1]
+            for name in names:
+                with PeakMemory(self.device) as memory:
+                    self.times[name].append(self.loops[name].run(self.block))
+                self.memory[name].append(memory)
+            if k < self.block * self.blocks:
+                self._begin_ganforge_block()
 
 
-def run_ganforge(cfg: DictConfig, warmup: int, iters: int, seed: int = 0) -> TimedWindow:
-    """Train the default config for ``warmup + iters + 1`` iterations; returns the timing window."""
+def run_interleaved(
+    cfg: DictConfig, images: torch.Tensor, warmup: int, block: int, blocks: int, seed: int = 0
+) -> tuple[Interleaved, dict[str, float]]:
+    """One repetition: a ganforge run of the default config with the plain loops interleaved.
+
+    Returns the callback (block times, peaks, ganforge's FLOPs) and each plain loop's FLOPs.
+    """
     pl.seed_everything(seed, workers=True)
+    loops = {
+        "plain": PlainLoop(cfg, images, seed),
+        "plain_same_work": PlainLoop(cfg, images, seed, same_work=True),
+    }
     datamodule = instantiate(cfg.data)
     module = build_module(cfg, datamodule)
     callbacks = [instantiate(node) for name, node in cfg.callbacks.items() if node and name != "progress_bar"]
-    window = TimedWindow(warmup, iters, "cuda" if torch.cuda.is_available() else "cpu")
+    window = Interleaved(loops, warmup, block, blocks, "cuda" if torch.cuda.is_available() else "cpu")
     trainer = instantiate(
         cfg.trainer,
         callbacks=[*callbacks, window],
         logger=build_loggers(cfg, Path(cfg.paths.output_dir)),
         plugins=[AtomicCheckpointIO()],
         max_epochs=1,
-        limit_train_batches=warmup + iters + 1,
+        limit_train_batches=warmup + block * blocks + 1,
         limit_val_batches=0,
         enable_progress_bar=False,
         enable_model_summary=False,
     )
     trainer.fit(module, datamodule=datamodule)
-    return window
+    return window, {name: loop.flops() for name, loop in loops.items()}
 
 
 def train_images(cfg: DictConfig) -> torch.Tensor:
@@ -131,65 +253,6 @@ def train_images(cfg: DictConfig) -> torch.Tensor:
     return torch.stack([datamodule.train_set[i][0] for i in range(len(datamodule.train_set))])
 
 
-def run_plain(
-    cfg: DictConfig, images: torch.Tensor, warmup: int, iters: int, seed: int = 0, same_work: bool = False
-) -> dict:
-    """PyTorch's DCGAN example loop on the same networks and data; returns seconds, FLOPs, memory."""
-    torch.manual_seed(seed)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    net_g = instantiate(cfg.model.generator).to(device)
-    net_d = instantiate(cfg.model.discriminator).to(device)
-    opt_g = torch.optim.Adam(
-        net_g.parameters(), lr=cfg.optimizer.generator.lr, betas=cfg.optimizer.generator.betas
-    )
-    opt_d = torch.optim.Adam(
-        net_d.parameters(), lr=cfg.optimizer.discriminator.lr, betas=cfg.optimizer.discriminator.betas
-    )
-    criterion = nn.BCEWithLogitsLoss()  # the example's Sigmoid + BCELoss, in its stable form
-    loader = DataLoader(TensorDataset(images), batch_size=cfg.data.batch_size, shuffle=True, drop_last=True)
-    memory, counter = PeakMemory(device), FlopCounterMode(display=False)
-    result = {}
-    for i, (real,) in enumerate(loader):
-        if i == warmup:
-            memory.__enter__()
-            start = time.perf_counter()
-        if i == warmup + iters:
-            counter.__enter__()
-        real = real.to(device)
-        b = real.shape[0]
-        ones, zeros = torch.ones(b, device=device), torch.zeros(b, device=device)
-        net_d.zero_grad()
-        output = net_d(real)
-        err_d_real = criterion(output, ones)
-        err_d_real.backward()
-        output.mean().item()
-        fake = net_g(torch.randn(b, cfg.model.latent_dim, device=device))
-        output = net_d(fake.detach())
-        err_d_fake = criterion(output, zeros)
-        err_d_fake.backward()
-        output.mean().item()
-        opt_d.step()
-        net_g.zero_grad()
-        if same_work:  # a fresh noise batch for G's step, as ganforge draws
-            fake = net_g(torch.randn(b, cfg.model.latent_dim, device=device))
-        output = net_d(fake)
-        err_g = criterion(output, ones)
-        err_g.backward()
-        output.mean().item()
-        opt_g.step()
-        if i == warmup + iters - 1:
-            if device == "cuda":
-                torch.cuda.synchronize()
-            result["seconds"] = time.perf_counter() - start
-            memory.__exit__()
-        if i == warmup + iters:
-            counter.__exit__(None, None, None)
-            result["flops"] = float(counter.get_total_flops())
-            break
-    result["memory"] = memory
-    return result
-
-
 def measure(
     quick: bool = False,
     repeats: int | None = None,
@@ -197,57 +260,66 @@ def measure(
     warmup: int = 10,
     overrides: list[str] | None = None,
     matmul_n: int = 2048,
+    block: int = 5,
 ) -> dict:
     """Run the comparison; returns every measured figure (medians, ranges, FLOPs, peaks).
 
     Args:
-        quick: 1 repetition of 20 iterations instead of 7 of 50.
-        repeats: repetitions of the ganforge/plain pair (overrides ``quick``).
-        iters: timed iterations per run (overrides ``quick``).
+        quick: 1 repetition of 20 iterations instead of 7 of 55.
+        repeats: repetitions (fresh runs of every loop; overrides ``quick``).
+        iters: timed iterations per loop and repetition, rounded down to whole blocks
+            (overrides ``quick``).
         warmup: untimed iterations first; 10 passes the first logging step and its one-off imports.
         overrides: config overrides on top of the default experiment (tests shrink the model).
         matmul_n: side of the square matmul that measures the machine's peak.
+        block: iterations per block; the loops take turns block by block.
     """
     repeats = repeats or (1 if quick else 7)
-    iters = iters or (20 if quick else 50)
+    iters = iters or (20 if quick else 55)
+    block = max(1, min(block, iters))
+    blocks = iters // block
     with tempfile.TemporaryDirectory() as tmp:
         cfg = default_config(tmp, overrides)
         batch = int(cfg.data.batch_size)
         images = train_images(cfg)
-        if warmup + iters + 1 > len(images) // batch:
-            raise ValueError(f"warmup + iters + 1 = {warmup + iters + 1} exceeds one epoch")
+        if warmup + block * blocks + 1 > len(images) // batch:
+            raise ValueError(f"warmup + iters + 1 = {warmup + block * blocks + 1} exceeds one epoch")
         rates = {name: [] for name in NAMES}
+        block_ratios: list[float] = []
         last: dict = {}
         for rep in range(repeats):
-            order = NAMES if rep % 2 == 0 else NAMES[::-1]
-            for name in order:
-                if name == "ganforge":
-                    window = run_ganforge(
-                        default_config(f"{tmp}/run{rep}", overrides), warmup, iters, seed=rep
-                    )
-                    seconds, flops, memory = window.seconds, window.flops, window.memory
-                else:
-                    out = run_plain(cfg, images, warmup, iters, seed=rep, same_work=name == "plain_same_work")
-                    seconds, flops, memory = out["seconds"], out["flops"], out["memory"]
-                rates[name].append(iters * batch / seconds)
-                last[name] = {"flops": flops, "peak_mb": memory.peak_mb, "added_mb": memory.added_mb}
+            window, plain_flops = run_interleaved(
+                default_config(f"{tmp}/run{rep}", overrides), images, warmup, block, blocks, seed=rep
+            )
+            for name in NAMES:
+                rates[name].append(block * blocks * batch / sum(window.times[name]))
+                peak, added = window.peak_mb(name)
+                flops = window.flops if name == "ganforge" else plain_flops[name]
+                last[name] = {"flops": flops, "peak_mb": peak, "added_mb": added}
+            block_ratios += [
+                p / g for g, p in zip(window.times["ganforge"], window.times["plain"], strict=True)
+            ]
     info = cpu_info()
     cores = info["cores"]
     theory, formula = theoretical_fp32_peak({**info, "cores": min(cores, torch.get_num_threads())})
     matmul = measured_matmul_peak(matmul_n)
     med = {k: statistics.median(v) for k, v in rates.items()}
-    # Each repetition runs the loops back to back, so its ratio cancels the machine's slow load
-    # changes that move the per-loop medians between repetitions.
+    # Each repetition runs the loops side by side, so its ratio cancels the machine's slow load
+    # changes that move the per-loop medians between repetitions; a block's ratio, a fraction of
+    # a second apart, cancels the fast ones too.
     paired = [g / p for g, p in zip(rates["ganforge"], rates["plain"], strict=True)]
     out = {
         "machine": f"{info['model']}, {cores} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads",
         "batch_size": batch,
-        "timed_iters": iters,
+        "timed_iters": block * blocks,
+        "block": block,
         "repeats": repeats,
         "ratio": med["ganforge"] / med["plain"],
         "paired_ratio": statistics.median(paired),
         "paired_ratio_range": (min(paired), max(paired)),
+        "block_ratio": statistics.median(block_ratios),
+        "block_ratio_share": sum(r >= 1.10 for r in block_ratios) / len(block_ratios),
         "ratio_same_work": med["ganforge"] / med["plain_same_work"],
         "matmul_peak_gflops": matmul / 1e9,
         "theoretical_peak_gflops": theory / 1e9,
@@ -301,6 +373,11 @@ def table(result: dict) -> list[dict[str, str]]:
             f"{result['paired_ratio']:.3f}",
             "median; min-max {:.3f}-{:.3f}".format(*result["paired_ratio_range"]),
         ),
+        note(
+            "ratio ganforge/plain per block",
+            f"{result['block_ratio']:.3f}",
+            f"median; {100 * result['block_ratio_share']:.0f} % of blocks >= 1.10",
+        ),
         note("ratio ganforge/plain_same_work", f"{result['ratio_same_work']:.3f}"),
         note("matmul peak 2048^2 fp32 (GFLOP/s)", f"{result['matmul_peak_gflops']:.1f}"),
         note(
@@ -327,8 +404,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, str]]:
     """Command line: ``[--quick] [--repeats N] [--iters N]``; returns the table rows."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 repetition of 20 iterations")
-    parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--iters", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=None, help="fresh runs of every loop (default 7)")
+    parser.add_argument(
+        "--iters", type=int, default=None, help="timed iterations per loop and run (default 55)"
+    )
+    parser.add_argument("--block", type=int, default=5, help="iterations per turn of each loop (default 5)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument(
         "--override",
@@ -343,10 +423,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, str]]:
     for name in ("pytorch_lightning", "lightning_fabric"):  # keep the table readable
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="pytorch_lightning")
-    result = measure(args.quick, args.repeats, args.iters, overrides=args.override)
+    result = measure(args.quick, args.repeats, args.iters, overrides=args.override, block=args.block)
     print(
         f"machine: {result['machine']}; batch {result['batch_size']}, "
-        f"{result['timed_iters']} timed iterations x {result['repeats']} repetitions"
+        f"{result['timed_iters']} timed iterations x {result['repeats']} repetitions, "
+        f"in turns of {result['block']}"
     )
     return table(result)
 

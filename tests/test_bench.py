@@ -24,7 +24,9 @@ def bench_train():
 def test_bench_train_reports_every_figure(bench_train):
     tiny = ["data=digits", "data.img_size=16", "data.batch_size=16", "model.generator.width=8"]
     tiny.append("model.discriminator.width=8")
-    result = bench_train.measure(repeats=1, iters=2, warmup=1, overrides=tiny, matmul_n=256)
+    result = bench_train.measure(repeats=1, iters=4, warmup=1, overrides=tiny, matmul_n=256, block=2)
+    assert result["timed_iters"] == 4 and result["block"] == 2  # two turns of each loop
+    assert result["block_ratio"] > 0 and 0 <= result["block_ratio_share"] <= 1
     for name in bench_train.NAMES:
         r = result[name]
         assert r["images_per_s"] > 0 and r["gflop_per_iter"] > 0 and r["peak_rss_mb"] > 0
