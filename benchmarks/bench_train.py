@@ -274,6 +274,8 @@ def measure(
         matmul_n: side of the square matmul that measures the machine's peak.
         block: iterations per block; the loops take turns block by block.
     """
+    if warmup < 1:
+        raise ValueError(f"warmup must be >= 1 (the turns start after it); got {warmup}")
     repeats = repeats or (1 if quick else 7)
     iters = iters or (20 if quick else 55)
     block = max(1, min(block, iters))
