@@ -1,0 +1,27 @@
+"""Training trajectories stay what they were: 20 iterations of each case against tests/data/golden.json.
+
+A change meant to keep training identical (a refactor of the schemes) must pass unchanged; a
+change meant to alter training rewrites the cases it moves (``python -m tests.golden --record``).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.golden import CASES, GOLDEN_FILE, compare, run_case
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_twenty_iterations_match_the_recorded_trajectory(tmp_path, name):
+    expected = json.loads(GOLDEN_FILE.read_text())[name]
+    problems = compare(expected, run_case(name, tmp_path))
+    assert not problems, "\n".join(problems[:10])
+
+
+def test_compare_sees_a_changed_loss_and_weight():
+    base = {"losses": [{"train/d_loss": 1.0}], "weights": {"w": [1.0, 2.0, 3.0]}}
+    moved = {"losses": [{"train/d_loss": 1.0 + 1e-5}], "weights": {"w": [1.0, 2.0, 3.0 + 1e-5]}}
+    assert compare(base, base) == []
+    assert len(compare(base, moved)) == 2
