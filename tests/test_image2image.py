@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 
@@ -37,7 +38,7 @@ def test_every_translation_option_composes_and_instantiates(tiny_cfg, group, opt
     cfg = tiny_cfg(overrides)
     assert isinstance(instantiate(cfg.data), object)
     module = build_module(cfg, None)
-    assert module.mode == model and module.objective.lambda_cycle == (10.0 if model == "cyclegan" else 0.0)
+    assert module.scheme == model and module.objective.lambda_cycle == (10.0 if model == "cyclegan" else 0.0)
     assert instantiate(cfg.callbacks.panels).every_n_epochs == 1 and cfg.callbacks.samples is None
 
 
@@ -50,7 +51,7 @@ def test_experiments_compose_with_published_defaults(tiny_cfg, name):
     assert cfg.optimizer.scheduler._target_.endswith("constant_then_linear_decay")
     assert (
         cfg.loss.lambda_cycle == 10.0 and cfg.loss.lambda_identity == 0.5
-        if cfg.model.mode == "cyclegan"
+        if cfg.model._target_.endswith("CycleGANModule")
         else (cfg.loss.lambda_l1 == 100.0 and cfg.loss.gan_mode == "vanilla")
     )
     assert cfg.model.discriminator.norm == "instance" and cfg.model.generator.norm == "instance"
@@ -97,7 +98,12 @@ def test_cyclegan_trains_logs_label_accuracy_and_translates_from_its_checkpoint(
     panel = np.asarray(Image.open(run / "panels/last.png"))
     assert panel.shape[1] == 6 * 18 + 2  # six 16 px columns: A | G(A) | F(G(A)) | B | F(B) | G(F(B))
     ckpt = load_checkpoint(run / "checkpoints/last.ckpt")
-    assert ckpt["ganforge"]["scheme"] == "image2image" and ckpt["ganforge"]["iteration"] == 2
+    assert ckpt["ganforge"]["scheme"] == "cyclegan" and ckpt["ganforge"]["iteration"] == 2
+    # the scheme merges its entries: the metrics callback's protocol and last values survive
+    assert ckpt["ganforge"]["metrics_protocol"]["protocol_id"] == json.loads(
+        (run / "metrics_protocol.json").read_text()
+    )["protocol_id"]
+    assert ckpt["ganforge"]["metrics"]["val/fid"] == pytest.approx(logged["val/fid"])
 
     # translate a folder of odd sizes and modes: names and sizes kept, from the checkpoint alone
     src = tmp_path / "inputs"

@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from pytorch_lightning import LightningModule
 from torch._dynamo.utils import counters
 
-from ganforge.modules.scheme import SchemeHooks
+from ganforge.modules.scheme import TrainingScheme
 from ganforge.train import train
 from ganforge.utils.checkpoint import load_checkpoint
 from tests.conftest import compose_tiny
@@ -149,7 +149,7 @@ def test_logging_only_where_read_writes_the_same_metrics(tmp_path, monkeypatch, 
     def log_every_step(self, logs, n, batch_idx):  # what the modules did before
         self.log_dict(logs, on_step=True, on_epoch=False, batch_size=n)
 
-    monkeypatch.setattr(SchemeHooks, "_log_step", log_every_step)
+    monkeypatch.setattr(TrainingScheme, "log_step", log_every_step)
     full = train(compose_tiny(tmp_path / "full", overrides))
     lean_rows = list(csv.DictReader(open(tmp_path / "lean" / "run" / "metrics.csv")))
     full_rows = list(csv.DictReader(open(tmp_path / "full" / "run" / "metrics.csv")))

@@ -37,6 +37,7 @@ from ganforge.config import (
     validate_config,
 )
 from ganforge.data.transforms import ImageLoadError
+from ganforge.modules.contract import Scheme, require
 from ganforge.utils.checkpoint import AtomicCheckpointIO, CheckpointError, resolve_ckpt_path
 
 # Errors that are the user's to fix: shown as one message, without a traceback.
@@ -99,23 +100,9 @@ def build_module(cfg: DictConfig, datamodule: pl.LightningDataModule | None) -> 
 
 def check_compatible(module: pl.LightningModule, datamodule: pl.LightningDataModule) -> None:
     """Reject model/data pairs that cannot train together, before training starts."""
-    if hasattr(module, "check_compatible"):  # a scheme with its own needs (image-to-image translation)
-        module.check_compatible(datamodule)
-    elif hasattr(datamodule, "paired"):
-        raise ConfigError(
-            f"data '{datamodule.name}' holds two image domains for translation; "
-            "train it with model=cyclegan or model=pix2pix"
-        )
-    wanted = getattr(module, "num_classes", 0)
-    datamodule.setup("fit")
-    available = getattr(datamodule, "num_classes", 0)
-    if wanted and not available:
-        raise ConfigError(
-            f"the model is conditional (model.num_classes={wanted}) but data '{datamodule.name}' has no labels; "
-            "use an unconditional model or labeled data (e.g. data.class_subfolders=true for image_folder)"
-        )
-    if wanted and wanted != available:
-        raise ConfigError(f"model.num_classes={wanted} but data '{datamodule.name}' has {available} classes")
+    require(module, Scheme, "ganforge-train")
+    module.check_compatible(datamodule)
+    datamodule.setup("fit")  # a missing or unreadable data set stops here, before the trainer is built
 
 
 def prepare_run_dir(run_dir: Path) -> None:

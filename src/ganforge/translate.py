@@ -32,6 +32,7 @@ from ganforge.utils.images import save_png, to_uint8
 USAGE = "usage: ganforge-translate ckpt=<path> input=<folder or file> out=<folder> [direction=AtoB|BtoA] [resize=false]"
 DEFAULTS = {"ckpt": None, "input": None, "out": None, "direction": "AtoB", "resize": False}
 PREFIXES = {"AtoB": "generator", "BtoA": "generator_ba"}
+TRANSLATION_SCHEMES = ("cyclegan", "pix2pix")  # the schemes whose checkpoints hold translators
 
 
 def parse_args(argv: list[str]) -> dict:
@@ -53,15 +54,17 @@ def load_translator(ckpt_path: str | Path, direction: str = "AtoB") -> tuple[tor
             checkpoint; or it has no generator for ``direction`` (pix2pix: AtoB only).
     """
     ckpt = load_checkpoint(ckpt_path)
-    if ckpt["ganforge"].get("scheme") != "image2image":
+    scheme = ckpt["ganforge"].get("scheme", "unknown")
+    if scheme == "image2image":  # checkpoints written before CycleGAN and pix2pix were two modules
+        scheme = ((ckpt["ganforge"].get("config") or {}).get("model") or {}).get("mode", scheme)
+    if scheme not in TRANSLATION_SCHEMES:
         raise CheckpointError(
-            f"{ckpt_path} is a '{ckpt['ganforge'].get('scheme', 'unknown')}' checkpoint, not an image-to-image "
-            "one (CycleGAN / pix2pix); use ganforge-generate for GAN checkpoints"
+            f"{ckpt_path} is a '{scheme}' checkpoint, not an image-to-image one (CycleGAN / pix2pix); "
+            "use ganforge-generate for GAN checkpoints"
         )
+    if direction == "BtoA" and scheme != "cyclegan":
+        raise CheckpointError(f"{ckpt_path} is a {scheme} model, which translates AtoB only")
     config = checkpoint_config(ckpt)
-    mode = config["model"]["mode"]
-    if direction == "BtoA" and mode != "cyclegan":
-        raise CheckpointError(f"{ckpt_path} is a {mode} model, which translates AtoB only")
     return load_submodule(ckpt, config["model"][PREFIXES[direction]], PREFIXES[direction]), config
 
 

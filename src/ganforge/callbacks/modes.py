@@ -22,6 +22,7 @@ from pytorch_lightning import Callback, LightningModule, Trainer
 from ganforge.data.mixtures import MixtureDataModule
 from ganforge.data.stacked_mnist import StackedMNISTDataModule
 from ganforge.metrics.modes import mode_stats, stacked_labels, stacked_mnist_modes
+from ganforge.modules.contract import NoiseSampler, require
 
 PROTOCOL_SAMPLES = {"mixture": 2_500, "stacked_mnist": 26_000}  # PacGAN's evaluation sizes
 
@@ -53,7 +54,7 @@ class ModeCoverage(Callback):
         self._classifier = None
 
     @torch.no_grad()
-    def _sample(self, pl_module: LightningModule, n: int) -> torch.Tensor:
+    def _sample(self, pl_module: NoiseSampler, n: int) -> torch.Tensor:
         generator = torch.Generator().manual_seed(self.seed)
         z = torch.randn(n, pl_module.latent_dim, generator=generator)
         chunks = [
@@ -89,11 +90,13 @@ class ModeCoverage(Callback):
         digits = torch.stack([predict_digits(classifier, images[:, c : c + 1]) for c in range(3)], dim=1)
         return stacked_mnist_modes(stacked_labels(digits))
 
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: NoiseSampler) -> None:
         last_epoch = trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs
         if (trainer.current_epoch + 1) % self.every_n_epochs and not (trainer.should_stop or last_epoch):
             return
         datamodule = trainer.datamodule
+        if isinstance(datamodule, (MixtureDataModule, StackedMNISTDataModule)):
+            require(pl_module, NoiseSampler, f"mode metrics of data '{datamodule.name}'")
         if isinstance(datamodule, MixtureDataModule):
             stats = self._mixture(trainer, pl_module, *datamodule.modes)
         elif isinstance(datamodule, StackedMNISTDataModule):

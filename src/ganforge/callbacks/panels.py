@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pytorch_lightning import Callback, LightningModule, Trainer
 
+from ganforge.modules.contract import Translator, require
 from ganforge.utils.images import log_image, save_png
 
 
@@ -13,7 +14,7 @@ class TranslationPanels(Callback):
     """Writes ``<dirpath>/epoch_XXXX.png`` and ``last.png`` and sends the panel to the loggers.
 
     Each row is one held-out image: ``A | G(A) | F(G(A)) | B | F(B) | G(F(B))`` for CycleGAN,
-    ``A | G(A) | target`` for pix2pix (see :meth:`Image2ImageModule.panel`).
+    ``A | G(A) | target`` for pix2pix (see :meth:`ganforge.modules.translation.TranslationScheme.panel`).
 
     Args:
         dirpath: folder for the PNG files.
@@ -24,7 +25,10 @@ class TranslationPanels(Callback):
     def __init__(self, dirpath: str, every_n_epochs: int = 1, n_images: int = 8):
         self.dirpath, self.every_n_epochs, self.n_images = Path(dirpath), every_n_epochs, n_images
 
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        require(pl_module, Translator, "translation panels (callbacks.panels; GAN models: callbacks=default)")
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: Translator) -> None:
         if (trainer.current_epoch + 1) % self.every_n_epochs and not trainer.should_stop:
             return
         if not trainer.is_global_zero:

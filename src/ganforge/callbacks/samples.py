@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pytorch_lightning import Callback, LightningModule, Trainer
 
+from ganforge.modules.contract import NoiseSampler, require
 from ganforge.utils.images import image_grid, log_image, save_png, save_scatter
 
 
@@ -20,14 +21,20 @@ class SampleGrid(Callback):
     def __init__(self, dirpath: str, every_n_epochs: int = 1):
         self.dirpath, self.every_n_epochs = Path(dirpath), every_n_epochs
 
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        require(
+            pl_module,
+            NoiseSampler,
+            "noise sample grids (callbacks.samples; translation models: callbacks=image2image, "
+            "or callbacks.samples=null)",
+        )
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: NoiseSampler) -> None:
         if (trainer.current_epoch + 1) % self.every_n_epochs and not trainer.should_stop:
             return
         if not trainer.is_global_zero:
             return
-        images = pl_module.generate(
-            pl_module.fixed_noise, pl_module.fixed_labels if pl_module.num_classes else None
-        )
+        images = pl_module.fixed_samples()
         if images.dim() == 2:  # 2-D points: a scatter plot stands in for the image grid
             save_scatter(images, self.dirpath / f"epoch_{trainer.current_epoch:04d}.png")
             save_scatter(images, self.dirpath / "last.png")

@@ -79,3 +79,23 @@ def aux_class_loss(class_logits: torch.Tensor, labels: torch.Tensor) -> torch.Te
     D minimizes it on real and generated images, G on generated images (with their sampled labels).
     """
     return F.cross_entropy(class_logits, labels)
+
+
+def topk_select(
+    k: int,
+    fake_logits: torch.Tensor,
+    real_logits: torch.Tensor | None = None,
+    fake_classes: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    """Top-k training (Sinha et al. 2020): keep the ``k`` generated samples D rates most real.
+
+    Rows are ranked by D's mean logit (a PatchGAN or packed D gives several per row); the real
+    logits of the same rows (relativistic pairing), the class logits and labels (ACGAN) follow.
+    """
+    keep = fake_logits.detach().reshape(len(fake_logits), -1).mean(1).topk(k).indices
+
+    def pick(t: torch.Tensor | None) -> torch.Tensor | None:
+        return t[keep] if t is not None else None
+
+    return fake_logits[keep], pick(real_logits), pick(fake_classes), pick(labels)

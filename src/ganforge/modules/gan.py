@@ -1,14 +1,11 @@
 """Unconditional and class-conditional GAN training with manual optimization.
 
 One :class:`GANModule` trains every architecture and loss: networks, objective and
-optimizers are injected from the config. Per training batch it takes one discriminator
-step, and every ``n_critic``-th batch also one generator step followed by an update of the
-exponential-moving-average (EMA) generator, which is the one used for every sample,
-evaluation and export.
-
-Counters: ``self.iteration`` counts training batches (= discriminator steps) and is the
-x-axis of every logged value; ``self.g_steps`` counts generator steps. Lightning's
-``trainer.global_step`` counts optimizer steps of both networks and is not used.
+optimizers are injected from the config. An iteration is a composition of phases
+(:mod:`ganforge.modules.phases`): the discriminator's due phases (``D main``, lazy ``D reg``)
+share one D step, then every ``n_critic``-th iteration the generator's (``G main``, lazy
+``G reg``) share one G step, followed by an update of the exponential-moving-average (EMA)
+generator, which is the one used for every sample, evaluation and export.
 
 Augmentation (DiffAugment, ADA) sits in front of D for every image it sees, real and fake,
 in both steps; penalties differentiate D behind the augmentation with respect to the clean
@@ -23,27 +20,25 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
-from pytorch_lightning import LightningModule
 from torch import nn
 
-from ganforge.losses.adversarial import aux_class_loss
+from ganforge.config import ConfigError
 from ganforge.losses.objective import GANObjective
 from ganforge.modules.ema import ema_beta, ema_update
-from ganforge.modules.scheme import SchemeHooks
-from ganforge.optim import build_gan_optimizers, step_schedulers
+from ganforge.modules.phases import DISCRIMINATOR, GENERATOR, IterationBatch, build_phases
+from ganforge.modules.scheme import TrainingScheme
+from ganforge.optim import build_gan_optimizers
 
 
-class GANModule(SchemeHooks, LightningModule):
+class GANModule(TrainingScheme):
     """Trains a generator against a discriminator.
 
     Args:
         generator: maps ``(z, labels)`` to images.
-        discriminator: maps ``(images, labels)`` to one logit per image, or to
+        discriminator: maps ``(images, labels)`` to one logit per image (per pack), or to
             ``(logits, class_logits)`` when it has an auxiliary classifier (ACGAN).
         loss: the adversarial objective (losses, ``n_critic``, penalties).
-        optimizer: ``{"generator": partial, "discriminator": partial}`` of torch optimizers
-            and optionally ``"scheduler"``, a partial LR scheduler applied to both, stepped
-            every epoch or every iteration (``"scheduler_interval"``).
+        optimizer: see :class:`~ganforge.modules.scheme.TrainingScheme`.
         latent_dim: size of the noise vector.
         num_classes: classes for conditional generation; 0 for unconditional.
         ema_decay: decay of the EMA generator (ramped up over the first steps).
@@ -51,14 +46,16 @@ class GANModule(SchemeHooks, LightningModule):
         n_fixed_samples: size of the fixed-noise sample grid.
         max_iters: stop after this many iterations (training batches); ``None`` = no limit.
         channels_last: use the channels-last memory format (faster convolutions on CPU).
-        augment: augmentation applied to every D input (real and fake, D and G steps);
-            one with an ``update(real_logits)`` method (ADA) is updated after each D step.
+        augment: augmentation applied to every D input (real and fake, D and G steps); its
+            ``after_d_step(real_logits)`` (ADA's controller) runs after each D step.
         compile: ``torch.compile`` the generator's and discriminator's forward passes (in place,
             so parameter names and checkpoints are unchanged): ``True`` for the default backend
             (inductor) or a backend name such as ``"aot_eager"``; pays off on long GPU runs.
         reuse_fake: on iterations with a G step, train G on the batch D just saw (one G forward
             per iteration instead of two); ``False`` draws a fresh batch for G.
     """
+
+    scheme = "gan"
 
     def __init__(
         self,
@@ -77,21 +74,15 @@ class GANModule(SchemeHooks, LightningModule):
         compile: bool | str = False,
         reuse_fake: bool = False,
     ):
-        super().__init__()
-        self.automatic_optimization = False
-        if not 0.0 <= ema_decay < 1.0:
+        super().__init__(optimizer, max_iters=max_iters, grad_clip=grad_clip)
+        if not 0.0 <= ema_decay < 1.0:  # PENDING: check_value("model.ema_decay", ema_decay)
             raise ValueError(f"model.ema_decay must be in [0, 1); got {ema_decay}")
         self.generator, self.discriminator, self.objective = generator, discriminator, loss
         self.generator_ema = copy.deepcopy(generator).eval().requires_grad_(False)
         self.augment = augment
-        self.optimizer_cfg = dict(optimizer)
         self.latent_dim, self.num_classes, self.ema_decay = latent_dim, num_classes, ema_decay
-        self.grad_clip, self.max_iters, self.channels_last = grad_clip, max_iters, channels_last
-        self.compile_networks, self.reuse_fake = compile, reuse_fake
-        self.iteration = 0
-        self.g_steps = 0
-        self.run_config: dict | None = None  # the resolved run config, stored in every checkpoint
-        self.last_losses: dict[str, torch.Tensor] = {}  # read by the divergence guard
+        self.channels_last, self.compile_networks, self.reuse_fake = channels_last, compile, reuse_fake
+        self.phases = build_phases(loss)
         noise_gen = torch.Generator().manual_seed(1234)
         self.register_buffer("fixed_noise", torch.randn(n_fixed_samples, latent_dim, generator=noise_gen))
         fixed_labels = torch.arange(n_fixed_samples) % max(num_classes, 1)
@@ -114,22 +105,44 @@ class GANModule(SchemeHooks, LightningModule):
         net = self.generator_ema if ema else self.generator
         return net(z, labels).float()
 
+    def fixed_samples(self) -> torch.Tensor:
+        """The sample grid's images: the EMA generator on the fixed noise (and fixed labels)."""
+        return self.generate(self.fixed_noise, self.fixed_labels if self.num_classes else None)
+
     @torch.no_grad()
     def metric_fakes(
         self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1, datamodule=None
     ) -> Iterator[torch.Tensor]:
         """Batches of EMA samples for metrics: sample ``i`` depends on ``(seed, i)`` alone and this
         rank yields indices ``rank, rank + world_size, ...``, so the ranks' union is the 1-process set.
-        Conditional models draw label ``i % num_classes``; ``datamodule`` is not needed (a
-        translation module reads its inputs from it)."""
+        Conditional models draw label ``i % num_classes``; ``datamodule`` is not needed."""
         z_all = torch.randn(n, self.latent_dim, generator=torch.Generator().manual_seed(seed))
         indices = torch.arange(rank, n, world_size)
         for start in range(0, len(indices), batch_size):
             idx = indices[start : start + batch_size]
             labels = (idx % self.num_classes).to(self.device) if self.num_classes else None
-            yield self.generate(z_all[idx].to(self.device), labels)
+            yield self.generate(z_all[idx].to(self.device, self.dtype), labels)
 
-    # ----------------------------------------------------------------- optimizers
+    # ----------------------------------------------------------------- set-up
+    def check_compatible(self, datamodule) -> None:
+        """Refuse two-domain data, and conditional models on data without (the same) classes."""
+        name = getattr(datamodule, "name", type(datamodule).__name__)
+        if getattr(datamodule, "paired", None) is not None:
+            raise ConfigError(
+                f"data '{name}' holds two image domains for translation; train it with model=cyclegan or model=pix2pix"
+            )
+        if not self.num_classes:
+            return
+        datamodule.setup("fit")  # the classes are known once the data is set up
+        available = getattr(datamodule, "num_classes", 0)
+        if not available:
+            raise ConfigError(
+                f"the model is conditional (model.num_classes={self.num_classes}) but data '{name}' has no labels; "
+                "use an unconditional model or labeled data (e.g. data.class_subfolders=true for image_folder)"
+            )
+        if available != self.num_classes:
+            raise ConfigError(f"model.num_classes={self.num_classes} but data '{name}' has {available} classes")
+
     def configure_optimizers(self):
         trainer = self._trainer  # None when called outside a fit
         clips_under_fp16_amp = (
@@ -142,17 +155,8 @@ class GANModule(SchemeHooks, LightningModule):
             allow_fused=not clips_under_fp16_amp,
         )
 
-    def _step(self, opt, loss: torch.Tensor) -> None:
-        opt.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        opt.step()
-
-    def on_before_optimizer_step(self, optimizer) -> None:
-        # Called by Lightning after AMP unscaling, so clipping sees true gradient norms.
-        if self.grad_clip:
-            self.clip_gradients(optimizer, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
-
-    def _format(self, x: torch.Tensor) -> torch.Tensor:
+    def format(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` in the memory format the networks use."""
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
 
     def setup(self, stage: str) -> None:
@@ -174,84 +178,68 @@ class GANModule(SchemeHooks, LightningModule):
         out = self.discriminator(self.augment(x) if self.augment is not None else x, labels)
         return out if isinstance(out, tuple) else (out, None)
 
-    def _penalty_critic(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    def penalty_critic(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """D's logits behind the augmentation: what D's penalties differentiate."""
         return self.discriminate(x, labels)[0]
 
-    def training_step(self, batch, batch_idx: int) -> None:
-        real, labels = batch
-        real = self._format(real)
-        labels = labels if self.num_classes else None
-        opt_g, opt_d = self.optimizers()
-        n = real.shape[0]
+    def g_step_due(self) -> bool:
+        """Whether this iteration takes a generator step (every ``n_critic``-th)."""
+        return (self.iteration + 1) % self.objective.n_critic == 0
 
-        g_step = (self.iteration + 1) % self.objective.n_critic == 0
+    def progress(self) -> float:
+        """Share of training done, in [0, 1]: over ``max_iters``, else over ``max_epochs``' batches."""
+        total = self.max_iters
+        trainer = self._trainer
+        if total is None and trainer is not None and (trainer.max_epochs or -1) > 0:
+            total = trainer.max_epochs * trainer.num_training_batches
+        if not total or total == float("inf"):
+            return 0.0
+        return min(1.0, self.iteration / total)
+
+    def start_iteration(self, real: torch.Tensor, labels: torch.Tensor | None) -> IterationBatch:
+        """The generated batch D judges this iteration (kept attached to G when ``G main`` reuses it)."""
+        n = real.shape[0]
         fake_labels = self.sample_labels(n)
         z = self.sample_noise(n)
-        fake_g = None
-        if self.reuse_fake and g_step:
+        if self.reuse_fake and self.g_step_due():
             # One G forward serves both steps (PyTorch's DCGAN example): D trains on the detached
-            # batch, G's step below backpropagates through the same batch.
-            fake_g = self._format(self.generator(z, fake_labels))
-            fake = fake_g.detach()
-        else:
-            with torch.no_grad():
-                fake = self._format(self.generator(z, fake_labels))
+            # batch, G's step backpropagates through the same batch.
+            fake_g = self.format(self.generator(z, fake_labels))
+            return IterationBatch(real, labels, fake_g.detach(), fake_labels, fake_g=fake_g)
+        with torch.no_grad():
+            fake = self.format(self.generator(z, fake_labels))
+        return IterationBatch(real, labels, fake, fake_labels)
 
-        # Discriminator step.
-        self.toggle_optimizer(opt_d)
-        real_logits, real_classes = self.discriminate(real, labels)
-        fake_logits, fake_classes = self.discriminate(fake, fake_labels)
-        d_loss = self.objective.d_loss(real_logits, fake_logits)
-        logs = {"train/d_loss_adv": d_loss.detach()}
-        if real_classes is not None:
-            aux = aux_class_loss(real_classes, labels) + aux_class_loss(fake_classes, fake_labels)
-            d_loss = d_loss + self.objective.aux_weight * aux
-            logs["train/d_loss_aux"] = aux.detach()
-        for name, penalty in self.objective.penalties.items():
-            if self.iteration % penalty.every == 0:
-                value = penalty.fn(self._penalty_critic, real, fake, labels=labels, fake_labels=fake_labels)
-                d_loss = d_loss + penalty.weight * penalty.every * value
-                logs[f"train/{name}"] = value.detach()
-        self._step(opt_d, d_loss)
-        self.untoggle_optimizer(opt_d)
-        logs.update(self._d_diagnostics(real_logits.detach(), fake_logits.detach()))
-        if hasattr(self.augment, "update"):
-            self.augment.update(real_logits.detach())
-            logs["train/ada_p"], logs["train/ada_rt"] = self.augment.p.clone(), self.augment.rt.clone()
-        logs["train/d_loss"] = d_loss.detach()
+    def run_phases(self, network: str, optimizer, batch: IterationBatch) -> torch.Tensor | None:
+        """One optimizer step of ``network`` on the sum of its due phases' terms; ``None`` if none is due."""
+        due = [phase for phase in self.phases if phase.network == network and phase.due(self)]
+        if not due:
+            return None
+        self.toggle_optimizer(optimizer)
+        loss = due[0].loss(self, batch)
+        for phase in due[1:]:
+            loss = loss + phase.loss(self, batch)
+        self.step_optimizer(optimizer, loss)
+        self.untoggle_optimizer(optimizer)
+        return loss.detach()
 
-        # Generator step every n_critic batches.
-        if g_step:
-            self.toggle_optimizer(opt_g)
-            gen_labels = fake_labels
-            if fake_g is None:
-                gen_labels = self.sample_labels(n)
-                fake_g = self._format(self.generator(self.sample_noise(n), gen_labels))
-            fake_logits, fake_classes = self.discriminate(fake_g, gen_labels)
-            real_logits_g = self.discriminate(real, labels)[0] if self.objective.g_needs_real else None
-            k = self.objective.topk_count(len(fake_logits), self.current_epoch)
-            if k < len(fake_logits):  # top-k training: G learns only from its k most realistic samples
-                keep = fake_logits.detach().reshape(len(fake_logits), -1).mean(1).topk(k).indices
-                fake_logits = fake_logits[keep]
-                real_logits_g = real_logits_g[keep] if real_logits_g is not None else None
-                if fake_classes is not None:
-                    fake_classes, gen_labels = fake_classes[keep], gen_labels[keep]
-                logs["train/topk"] = torch.tensor(float(k))
-            g_loss = self.objective.g_loss(fake_logits, real_logits_g)
-            if fake_classes is not None:
-                g_loss = g_loss + self.objective.aux_weight * aux_class_loss(fake_classes, gen_labels)
-            self._step(opt_g, g_loss)
-            self.untoggle_optimizer(opt_g)
+    def train_step(self, batch) -> tuple[dict[str, torch.Tensor], int]:
+        real, labels = batch
+        step = self.start_iteration(self.format(real), labels if self.num_classes else None)
+        opt_g, opt_d = self.optimizers()
+
+        d_loss = self.run_phases(DISCRIMINATOR, opt_d, step)
+        step.logs.update(self._d_diagnostics(step.real_logits, step.fake_logits))
+        if self.augment is not None and hasattr(self.augment, "after_d_step"):
+            step.logs.update(self.augment.after_d_step(step.real_logits, images=step.n))
+        step.logs["train/d_loss"] = d_loss
+
+        g_loss = self.run_phases(GENERATOR, opt_g, step)
+        if g_loss is not None:
             self.g_steps += 1
             ema_update(self.generator_ema, self.generator, ema_beta(self.ema_decay, self.g_steps))
-            logs["train/g_loss"] = g_loss.detach()
-
-        self.last_losses = {k: v for k, v in logs.items() if k.endswith("loss")}
-        self.iteration += 1
-        step_schedulers(self, self.optimizer_cfg, "iteration")
-        if self.max_iters is not None and self.iteration >= self.max_iters:
-            self.trainer.should_stop = True
-        self._log_step(logs, n, batch_idx)
+            step.logs["train/g_loss"] = g_loss
+        return step.logs, step.n
 
     def _d_diagnostics(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> dict[str, torch.Tensor]:
         """D's mean output and accuracy on the real and the generated batch."""
@@ -270,14 +258,12 @@ class GANModule(SchemeHooks, LightningModule):
         """D's accuracy on held-out real images: falling values mean D memorises its training set."""
         real, labels = batch
         keep = real.shape[0] - real.shape[0] % getattr(self.discriminator, "pack", 1)  # whole packs only
-        if keep == 0:
+        threshold = self.objective.threshold
+        if keep == 0 or threshold is None:
             return
         real, labels = real[:keep], labels[:keep]
-        logits = self.discriminator(self._format(real), labels if self.num_classes else None)
+        logits = self.discriminator(self.format(real), labels if self.num_classes else None)
         logits = logits[0] if isinstance(logits, tuple) else logits
-        threshold = self.objective.threshold
-        if threshold is None:
-            return
         self.log(
             "val/d_acc_real",
             (logits > threshold).float().mean(),
@@ -285,15 +271,3 @@ class GANModule(SchemeHooks, LightningModule):
             batch_size=real.shape[0],
             sync_dist=True,  # the mean over every process's share of the validation set
         )
-
-    # ----------------------------------------------------------------- checkpoints
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # update, not replace: callbacks (metrics protocol) store their entries here first
-        checkpoint.setdefault("ganforge", {}).update(
-            {"config": self.run_config, "iteration": self.iteration, "g_steps": self.g_steps, "scheme": "gan"}
-        )
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        state = checkpoint.get("ganforge", {})
-        self.iteration = int(state.get("iteration", 0))
-        self.g_steps = int(state.get("g_steps", 0))

@@ -1,0 +1,101 @@
+"""CycleGAN (Zhu et al. 2017, arXiv:1703.10593): unpaired translation with cycle consistency.
+
+Two generators, ``generator: A -> B`` and ``generator_ba: B -> A``, train against
+``discriminator`` (judges B) and ``discriminator_a`` (judges A) with the adversarial loss, the
+cycle-consistency loss ``||F(G(a)) - a||_1 + ||G(F(b)) - b||_1`` and the identity loss, and the
+discriminators see a history pool of generated images. Per batch: one step of both generators
+(one optimizer), then one of both discriminators, in the order of the reference code
+(``cycle_gan_model.py``'s ``optimize_parameters``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from ganforge.losses.translation import TranslationObjective, cycle_loss, identity_loss
+from ganforge.modules.translation import TranslationScheme
+from ganforge.utils.image_pool import ImagePool
+
+
+class CycleGANModule(TranslationScheme):
+    """Trains two translators between unpaired domains A and B.
+
+    Args:
+        generator: translates A -> B.
+        generator_ba: translates B -> A.
+        discriminator: judges B images.
+        discriminator_a: judges A images.
+        loss: the :class:`~ganforge.losses.translation.TranslationObjective` (``loss=cyclegan``).
+        optimizer: see :class:`~ganforge.modules.scheme.TrainingScheme`.
+        pool_size: generated images kept for the discriminators (CycleGAN: 50; 0 disables).
+        max_iters: stop after this many training batches; ``None`` = no limit.
+    """
+
+    scheme = "cyclegan"
+    directions = ("AtoB", "BtoA")
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        generator_ba: nn.Module,
+        discriminator: nn.Module,
+        discriminator_a: nn.Module,
+        loss: TranslationObjective,
+        optimizer: Mapping[str, Any],
+        pool_size: int = 50,
+        max_iters: int | None = None,
+    ):
+        super().__init__(generator, discriminator, loss, optimizer, max_iters=max_iters)
+        self.generator_ba, self.discriminator_a = generator_ba, discriminator_a
+        self.pool_a, self.pool_b = ImagePool(pool_size), ImagePool(pool_size)
+
+    def generators(self) -> list[nn.Module]:
+        return [self.generator, self.generator_ba]
+
+    def discriminators(self) -> list[nn.Module]:
+        return [self.discriminator, self.discriminator_a]
+
+    def translator(self, direction: str) -> nn.Module:
+        return self.generator_ba if direction == "BtoA" else super().translator(direction)
+
+    def panel_columns(self, real_a: torch.Tensor, real_b: torch.Tensor) -> list[torch.Tensor]:
+        """``A | G(A) | F(G(A)) | B | F(B) | G(F(B))``."""
+        fake_b, fake_a = self.translate(real_a), self.translate(real_b, "BtoA")
+        return [real_a, fake_b, self.translate(fake_b, "BtoA"), real_b, fake_a, self.translate(fake_a)]
+
+    def train_step(self, batch: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], int]:
+        real_a, real_b = batch["A"], batch["B"]
+        opt_g, opt_d = self.optimizers()
+        obj = self.objective
+        g_ab, g_ba, d_b, d_a = self.generator, self.generator_ba, self.discriminator, self.discriminator_a
+        # Generators first (D frozen by toggle_optimizer), then the discriminators, as in the reference code.
+        self.toggle_optimizer(opt_g)
+        fake_b, fake_a = g_ab(real_a), g_ba(real_b)
+        g_adv = obj.g_loss(d_b(fake_b)) + obj.g_loss(d_a(fake_a))
+        cyc = cycle_loss(real_a, g_ba(fake_b)) + cycle_loss(real_b, g_ab(fake_a))
+        g_loss = g_adv + obj.lambda_cycle * cyc
+        logs = {"train/g_adv": g_adv.detach(), "train/cycle": cyc.detach()}
+        if obj.lambda_identity > 0:
+            idt = identity_loss(real_b, g_ab(real_b)) + identity_loss(real_a, g_ba(real_a))
+            g_loss = g_loss + obj.lambda_cycle * obj.lambda_identity * idt
+            logs["train/identity"] = idt.detach()
+        self.step_optimizer(opt_g, g_loss)
+        self.untoggle_optimizer(opt_g)
+        self.g_steps += 1
+
+        pooled_b, pooled_a = self.pool_b.query(fake_b), self.pool_a.query(fake_a)
+        self.toggle_optimizer(opt_d)
+        d_loss_b = obj.d_loss(d_b(real_b), d_b(pooled_b))
+        d_loss_a = obj.d_loss(d_a(real_a), d_a(pooled_a))
+        self.step_optimizer(opt_d, d_loss_a + d_loss_b)
+        self.untoggle_optimizer(opt_d)
+        logs.update({"train/d_loss_a": d_loss_a.detach(), "train/d_loss_b": d_loss_b.detach()})
+        logs.update({"train/g_loss": g_loss.detach(), "train/d_loss": (d_loss_a + d_loss_b).detach()})
+        return logs, real_a.shape[0]
+
+    def validate_more(self, real_a: torch.Tensor, fake_b: torch.Tensor) -> None:
+        self.log("val/cycle_a", cycle_loss(real_a, self.translate(fake_b, "BtoA")), batch_size=real_a.shape[0])

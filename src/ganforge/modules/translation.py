@@ -1,0 +1,183 @@
+"""What the image-to-image schemes share: translation, held-out scores and the data checks.
+
+:class:`TranslationScheme` is the base of :class:`~ganforge.modules.cyclegan.CycleGANModule` and
+:class:`~ganforge.modules.pix2pix.Pix2PixModule`. Batches follow :mod:`ganforge.data.translation`
+(dicts with ``"A"``, ``"B"``, ``"A_label"`` and, for paired data, ``"target"``).
+
+Validation logs ``val/psnr`` and ``val/ssim`` of A -> B translations against the known target
+(paired held-out data) beside ``val/psnr_identity`` / ``val/ssim_identity`` of the input itself
+(the "do nothing" baseline), and for labelled digits ``val/label_acc``: the share of
+translations the offline digit classifier gives the source digit's label
+(``val/label_acc_identity`` classifies the untranslated inputs).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from ganforge.config import ConfigError
+from ganforge.losses.translation import TranslationObjective, l1_loss
+from ganforge.metrics.translation import TargetScores, label_accuracy
+from ganforge.modules.scheme import TrainingScheme
+from ganforge.optim import build_gan_optimizers
+from ganforge.utils.images import image_grid
+
+
+class TranslationScheme(TrainingScheme):
+    """Base of the schemes that translate images from domain A to domain B.
+
+    Args:
+        generator: translates A -> B.
+        discriminator: a PatchGAN judging B images (conditional on A where the scheme pairs them).
+        loss: the :class:`~ganforge.losses.translation.TranslationObjective`.
+        optimizer: see :class:`~ganforge.modules.scheme.TrainingScheme`.
+        max_iters: stop after this many training batches; ``None`` = no limit.
+    """
+
+    paired_data = False  # whether the scheme needs paired A/B images
+    conditional_discriminator = False  # whether its discriminators see concat(A, B)
+    directions = ("AtoB",)
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        loss: TranslationObjective,
+        optimizer: Mapping[str, Any],
+        max_iters: int | None = None,
+    ):
+        super().__init__(optimizer, max_iters=max_iters)
+        self.generator, self.discriminator, self.objective = generator, discriminator, loss
+        self.target_scores = TargetScores()  # PSNR/SSIM against known targets, and the identity baseline
+        self._classifier: dict[str, nn.Module] = {}  # outside the state dict: not part of the model
+
+    # ----------------------------------------------------------------- what the subclasses set
+    def generators(self) -> list[nn.Module]:
+        return [self.generator]
+
+    def discriminators(self) -> list[nn.Module]:
+        return [self.discriminator]
+
+    def translator(self, direction: str) -> nn.Module:
+        """The generator of ``direction``."""
+        if direction not in self.directions:
+            raise ValueError(f"{self.scheme} translates {' and '.join(self.directions)} only; got {direction!r}")
+        return self.generator
+
+    # ----------------------------------------------------------------- data checks
+    def check_compatible(self, datamodule) -> None:
+        """Refuse a loss, networks or data this scheme cannot train with, before training starts.
+
+        Raises:
+            ConfigError: a GAN loss, a discriminator of the wrong kind, single-domain data,
+                or unpaired data for a paired scheme; one message naming the choice to change.
+        """
+        if not isinstance(self.objective, TranslationObjective):
+            raise ConfigError(
+                f"model={self.scheme} needs a translation loss (loss=cyclegan or loss=pix2pix); "
+                f"got {type(self.objective).__name__}"
+            )
+        if any(bool(getattr(net, "conditional", False)) != self.conditional_discriminator for net in self.discriminators()):
+            raise ConfigError(
+                f"{self.scheme} needs discriminators with model.discriminator.conditional="
+                f"{str(self.conditional_discriminator).lower()}"
+            )
+        name = getattr(datamodule, "name", type(datamodule).__name__)
+        if getattr(datamodule, "paired", None) is None:
+            raise ConfigError(
+                f"model={self.scheme} translates between two domains but data '{name}' is a single image set; "
+                "use data=digits2mnist, photo2painting, edges2photos, unaligned or aligned"
+            )
+        if self.paired_data and not datamodule.paired:
+            raise ConfigError(
+                f"model={self.scheme} needs paired images but data '{name}' is unpaired; "
+                "use model=cyclegan, or paired data (data=aligned, data=edges2photos)"
+            )
+
+    # ----------------------------------------------------------------- translation
+    @torch.no_grad()
+    def translate(self, images: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
+        """Translate ``images`` (in [-1, 1]) in ``direction``."""
+        return self.translator(direction)(images.to(self.device, self.dtype)).float()
+
+    def panel_columns(self, real_a: torch.Tensor, real_b: torch.Tensor) -> list[torch.Tensor]:
+        """The columns of :meth:`panel`: ``A | G(A) | B``."""
+        return [real_a, self.translate(real_a), real_b]
+
+    @torch.no_grad()
+    def panel(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """A uint8 grid, one row per held-out image (columns: :meth:`panel_columns`)."""
+        was_training = self.training
+        self.eval()
+        try:
+            columns = self.panel_columns(batch["A"].to(self.device), batch["B"].to(self.device))
+        finally:
+            self.train(was_training)
+        return image_grid(torch.stack([c.float() for c in columns], 1).flatten(0, 1), nrow=len(columns))
+
+    @torch.no_grad()
+    def metric_fakes(
+        self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1, datamodule=None
+    ) -> Iterator[torch.Tensor]:
+        """Translations A -> B of the held-out A images for FID/KID: sample ``i`` is the translation
+        of held-out image ``i mod count``; rank ``r`` yields samples ``r, r + world_size, ...``.
+        Random layers that stay on at test time (pix2pix's dropout) draw from ``seed``, so the
+        samples are the same at every evaluation. The held-out images come from ``datamodule``
+        (default: the trainer's)."""
+        images = (datamodule or self.trainer.datamodule).held_out("A")
+        indices = list(range(rank, n, world_size))
+        was_training = self.training
+        self.eval()
+        devices = [self.device] if self.device.type == "cuda" else []
+        try:
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(seed + rank)
+                for start in range(0, len(indices), batch_size):
+                    chunk = torch.tensor(indices[start : start + batch_size]) % len(images)
+                    yield self.translate(images[chunk])
+        finally:
+            self.train(was_training)
+
+    # ----------------------------------------------------------------- optimizers
+    def configure_optimizers(self):
+        g_params = itertools.chain(*(net.parameters() for net in self.generators()))
+        d_params = itertools.chain(*(net.parameters() for net in self.discriminators()))
+        return build_gan_optimizers(self.optimizer_cfg, g_params, d_params)
+
+    # ----------------------------------------------------------------- validation
+    def digit_classifier(self) -> nn.Module:
+        """The offline MNIST classifier (loaded once, kept out of the checkpoint)."""
+        if "digits" not in self._classifier:
+            from ganforge.metrics.domain import load_digit_classifier
+
+            self._classifier["digits"] = load_digit_classifier(device=self.device)
+        return self._classifier["digits"]
+
+    def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
+        real_a = batch["A"]
+        fake_b = self.translate(real_a)
+        n = real_a.shape[0]
+        self.validate_more(real_a, fake_b)
+        target = batch.get("target")
+        if target is not None:
+            self.target_scores.update(fake_b, real_a, target)
+            self.log("val/l1", l1_loss(fake_b, target), batch_size=n)
+        labels = batch.get("A_label")
+        if labels is not None and bool((labels >= 0).all()):
+            classifier = self.digit_classifier()
+            self.log("val/label_acc", label_accuracy(classifier, fake_b, labels), batch_size=n)
+            self.log("val/label_acc_identity", label_accuracy(classifier, real_a, labels), batch_size=n)
+
+    def validate_more(self, real_a: torch.Tensor, fake_b: torch.Tensor) -> None:
+        """Scheme-specific validation values of one held-out batch (none here)."""
+
+    def on_validation_epoch_end(self) -> None:
+        scores = self.target_scores.compute()
+        if scores:
+            self.log_dict(scores)
+        self.target_scores.reset()
