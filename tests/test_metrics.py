@@ -19,9 +19,10 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from ganforge import evaluate
 from ganforge.config import ConfigError
 from ganforge.metrics.cache import RealStatistics
-from ganforge.metrics.evaluator import MetricEvaluator, load_fid_statistics
+from ganforge.metrics.evaluator import MetricEvaluator
 from ganforge.metrics.features import INCEPTION_FILE, InceptionWeightsMissing, PrecomputedFeatures
 from ganforge.metrics.precision_recall import precision_recall
+from ganforge.metrics.scores.fid import load_fid_statistics
 from ganforge.train import build_module, train
 from tests.conftest import conf_options
 from tests.helpers import write_images

@@ -6,7 +6,9 @@ Usage:
 
 A checkpoint is scored against its own dataset, rebuilt from the config stored in it, by its EMA
 generator; two folders are scored like ``python -m pytorch_fid a b``. Prints a table and writes
-JSON with the values and their protocol. Real statistics are cached as during training.
+JSON with the values and their protocol. Real statistics are cached as during training; a real
+folder's cache key holds a digest of its files' names, sizes and times, so replacing or adding
+images recomputes them.
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from ganforge.data.digest import folder_digest
 from ganforge.data.folders import find_images
 from ganforge.data.transforms import ImageLoadError, image_transform, load_image
-from ganforge.metrics.evaluator import METRIC_NAMES, MetricEvaluator
+from ganforge.metrics.evaluator import MetricEvaluator
 from ganforge.metrics.features import EXTRACTORS
 from ganforge.metrics.protocol import write_json_atomic
+from ganforge.metrics.registry import check_names
 from ganforge.utils.checkpoint import CheckpointError, checkpoint_config, load_checkpoint
-from ganforge.utils.cli import parse_key_values
+from ganforge.utils.cli import parse_key_values, print_error
 
 USAGE = (
     "usage: ganforge-eval ckpt=<path> [metrics=domain|inception] [n_fake=1000] [split=val] [out=eval.json]\n"
@@ -61,10 +65,7 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
     if not args["ckpt"] and not (args["real"] and args["fake"]):
         raise ValueError("folder mode needs both real=<folder> and fake=<folder>")
     names = args["names"]
-    args["names"] = [n.strip() for n in (names.split(",") if isinstance(names, str) else names)]
-    bad = [n for n in args["names"] if n not in METRIC_NAMES]
-    if bad:
-        raise ValueError(f"unknown metric(s) {bad}; choose from {', '.join(METRIC_NAMES)}")
+    args["names"] = check_names(n.strip() for n in (names.split(",") if isinstance(names, str) else names))
     return args
 
 
@@ -122,7 +123,9 @@ def evaluate_folders(args: dict[str, Any]) -> dict[str, Any]:
     n_fake = len(find_images(fake_folder))
     size, channels = folder_format(real_folder)
     evaluator = evaluator_for(args, "val", max(2, n_fake))
-    dataset_id = f"folder|root={real_folder.resolve()}|n{len(find_images(real_folder))}|img{size}|c{channels}"
+    files = find_images(real_folder)
+    digest = folder_digest(real_folder, files)  # replaced or added images miss the cache
+    dataset_id = f"folder|root={real_folder.resolve()}|n{len(files)}|img{size}|c{channels}|files={digest}"
     real = evaluator.real_statistics(
         folder_batches(real_folder, evaluator.batch_size, size, channels), dataset_id
     )
@@ -153,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parse_args(argv)
         report = evaluate_checkpoint(args) if args["ckpt"] else evaluate_folders(args)
     except (ValueError, CheckpointError, FileNotFoundError, ImageLoadError) as err:
-        print(f"ganforge-eval: {err}\n{USAGE}", file=sys.stderr)
+        print_error("ganforge-eval", err, USAGE)
         return 2 if isinstance(err, ValueError) and not isinstance(err, CheckpointError) else 1
     print_table(report)
     write_json_atomic(report, args["out"])

@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ganforge.data.base import GANDataModule
+from ganforge.data.digest import folder_digest
 from ganforge.data.transforms import IMAGE_EXTENSIONS, ImageLoadError, image_transform, load_image
 
 
@@ -87,6 +88,12 @@ class ImageFolderDataModule(GANDataModule):
             skip_corrupt,
         )
         self.classes: list[str] = []
+
+    @property
+    def dataset_id(self) -> str:
+        """The base id plus a digest of the files' names, sizes and times (:mod:`ganforge.data.digest`),
+        so replaced or added images give new real statistics instead of a stale cache entry."""
+        return f"{super().dataset_id}|files={folder_digest(self.root, find_images(self.root))}"
 
     def build_dataset(self) -> ImageFolderDataset:
         files = check_images(find_images(self.root), self.channels, self.skip_corrupt)

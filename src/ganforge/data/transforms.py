@@ -1,8 +1,9 @@
 """Image decoding and the resize/crop/normalise pipeline shared by file-based datasets.
 
 Every image is converted to the model's channel count whatever its mode: 16-bit greys are
-rescaled to 8 bits, palette images are expanded, and transparent images are composited on
-white. A file that cannot be decoded raises :class:`ImageLoadError` naming it.
+rescaled to 8 bits, palette images are expanded, transparent images are composited on white,
+and colour becomes grey by :func:`ganforge.utils.colour.rgb_to_grey` (BT.601 luma, as the
+metrics convert colour). A file that cannot be decoded raises :class:`ImageLoadError` naming it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from torchvision.transforms import v2
+
+from ganforge.utils.colour import rgb_to_grey
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
@@ -40,6 +43,10 @@ def to_mode(img: Image.Image, channels: int) -> Image.Image:
         )
     elif img.mode == "P" and "transparency" in img.info or img.mode in ("RGBA", "LA", "PA"):
         img = _flatten_alpha(img)
+    if channels == 1 and img.mode not in ("L", "1"):
+        # Colour to grey through the same function the metrics use (ganforge.utils.colour).
+        rgb = torch.from_numpy(np.array(img.convert("RGB"))).permute(2, 0, 1)
+        return Image.fromarray(rgb_to_grey(rgb)[0].numpy(), "L")
     return img.convert("L" if channels == 1 else "RGB")
 
 

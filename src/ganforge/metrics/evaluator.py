@@ -1,10 +1,10 @@
-"""One place that turns real and generated images into FID, KID, IS and precision/recall.
+"""One place that turns real and generated images into the metrics named in ``metrics.names``.
 
 The training callback and ``ganforge-eval`` both use :class:`MetricEvaluator`. Images are
-quantized to uint8 with rounding, embedded once by the chosen extractor, and handed to the
-torchmetrics implementations (Heusel et al. 2017 FID; Bińkowski et al. 2018 KID; Salimans et al.
-2016 IS) and to improved precision/recall (Kynkäänniemi et al. 2019). Real features come from the
-on-disk cache when they were computed before.
+quantized to uint8 with rounding, embedded once by the chosen extractor, and handed to each
+selected metric: a class registered in :mod:`ganforge.metrics.registry` (FID, KID, IS and
+precision/recall ship in :mod:`ganforge.metrics.scores`). Real features come from the on-disk
+cache when they were computed before.
 
 Under DDP each rank embeds its share of the generated images and holds the share
 ``rank::world_size`` of the real features; ``compute()`` is a collective that every rank calls,
@@ -19,60 +19,19 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
-from torchmetrics import Metric
-from torchmetrics.image.fid import FrechetInceptionDistance
-from torchmetrics.image.inception import InceptionScore
-from torchmetrics.image.kid import KernelInceptionDistance
-from torchmetrics.utilities import dim_zero_cat
 
 from ganforge.metrics.cache import RealStatistics, StatsCache
-from ganforge.metrics.features import PrecomputedFeatures, build_extractor
-from ganforge.metrics.precision_recall import precision_recall
+from ganforge.metrics.features import build_extractor
 from ganforge.metrics.protocol import QUANTIZATION, protocol_record
+from ganforge.metrics.registry import QualityMetric, check_names, registered_metrics, setting_defaults
 from ganforge.utils.images import to_uint8
-
-METRIC_NAMES = ("fid", "kid", "is", "pr")
-
-
-class PrecisionRecall(Metric):
-    """Improved precision/recall as a torchmetrics ``Metric`` (features gathered across ranks)."""
-
-    full_state_update = False
-
-    def __init__(self, k: int = 3, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.k = k
-        self.add_state("real_features", [], dist_reduce_fx="cat")
-        self.add_state("fake_features", [], dist_reduce_fx="cat")
-
-    def update(self, features: torch.Tensor, real: bool) -> None:
-        (self.real_features if real else self.fake_features).append(features)
-
-    def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return precision_recall(dim_zero_cat(self.real_features), dim_zero_cat(self.fake_features), self.k)
-
-
-def load_fid_statistics(
-    fid: FrechetInceptionDistance, mean: torch.Tensor, cov: torch.Tensor, n: int, real: bool = True
-) -> None:
-    """Set one side of a torchmetrics FID state from a mean, an unbiased covariance and a count.
-
-    The state holds running sums: ``sum = n * mean`` and ``cov_sum = (n - 1) * cov + n * mean meanᵀ``,
-    from which ``compute()`` recovers exactly ``mean`` and ``cov``.
-    """
-    mean, cov = mean.double().to(fid.device), cov.double().to(fid.device)
-    side = "real" if real else "fake"
-    setattr(fid, f"{side}_features_sum", mean * n)
-    setattr(fid, f"{side}_features_cov_sum", cov * (n - 1) + n * torch.outer(mean, mean))
-    setattr(fid, f"{side}_features_num_samples", torch.tensor(n, dtype=torch.long, device=fid.device))
-    fid.orig_dtype = torch.float64  # compute() casts to the dtype update() last saw
 
 
 class MetricEvaluator:
     """Computes the chosen metrics of generated images against cached real statistics.
 
     Args:
-        names: metrics to compute, any of ``fid``, ``kid``, ``is``, ``pr``.
+        names: registered metrics to compute (``fid``, ``kid``, ``is``, ``pr``, ...).
         extractor: ``domain`` (offline digit classifier) or ``inception`` (FID InceptionV3).
         weights_path: the extractor's weights file; ``None`` = its default place.
         n_fake: generated images per evaluation.
@@ -80,11 +39,9 @@ class MetricEvaluator:
         real_split: ``val`` or ``train``.
         batch_size: images per extractor forward.
         cache_dir: folder of cached real statistics; ``None`` disables the cache.
-        kid_subset_size: KID subset size (lowered to the smaller sample count if needed).
-        kid_subsets: number of KID subsets.
-        is_splits: IS splits.
-        pr_k: neighbourhood size of precision/recall.
-        seed: seeds the generated samples and the random subsets of KID and IS.
+        seed: seeds the generated samples and each metric's own random subsets or splits.
+        **settings: the metrics' own settings (``kid_subset_size``, ``kid_subsets``,
+            ``is_splits``, ``pr_k``, ...); an unknown key is refused with the valid ones.
     """
 
     def __init__(
@@ -97,25 +54,26 @@ class MetricEvaluator:
         real_split: str = "val",
         batch_size: int = 250,
         cache_dir: str | None = None,
-        kid_subset_size: int = 1000,
-        kid_subsets: int = 100,
-        is_splits: int = 10,
-        pr_k: int = 3,
         seed: int = 0,
+        **settings: Any,
     ):
-        self.names = [str(n) for n in names]
-        unknown = sorted(set(self.names) - set(METRIC_NAMES))
+        self.names = check_names(names)
+        valid = setting_defaults()
+        unknown = sorted(set(settings) - set(valid))
         if unknown:
-            raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(METRIC_NAMES)}")
+            raise ValueError(f"unknown metrics setting(s) {unknown}; the metrics read {', '.join(valid)}")
         if real_split not in ("val", "train"):
             raise ValueError(f"metrics.real_split must be 'val' or 'train'; got {real_split!r}")
         if n_fake < 2 or (n_real is not None and n_real < 2):
             raise ValueError("metrics.n_fake and metrics.n_real must be >= 2")
-        self.extractor = build_extractor(extractor, weights_path)
         self.n_fake, self.n_real, self.real_split = int(n_fake), n_real, real_split
-        self.batch_size, self.cache = int(batch_size), StatsCache(cache_dir)
-        self.kid_subset_size, self.kid_subsets, self.is_splits = kid_subset_size, kid_subsets, is_splits
-        self.pr_k, self.seed = pr_k, seed
+        self.batch_size, self.cache, self.seed = int(batch_size), StatsCache(cache_dir), seed
+        self.metrics: dict[str, QualityMetric] = {
+            name: cls(self.n_fake, seed, **settings) for name, cls in registered_metrics().items()
+        }
+        for name in self.names:
+            self.metrics[name].check()
+        self.extractor = build_extractor(extractor, weights_path)  # last: the slowest check
         self.real_extractions = 0  # real batches embedded (tests check that the cache is used)
 
     # ------------------------------------------------------------------ features
@@ -168,54 +126,37 @@ class MetricEvaluator:
 
     # ------------------------------------------------------------------ protocol
     def protocol(self, real: RealStatistics) -> dict[str, Any]:
-        """The settings that produced a result; identical protocols give comparable numbers."""
+        """The settings that produced a result; identical protocols give comparable numbers.
+
+        The selected metrics add their entries, and so do fid/kid/is/pr always (their settings
+        were in every protocol before the registry; keeping them keeps the ids).
+        """
         c, h, w = real.image_shape
-        return {
+        protocol = {
             **real.key,
             "n_real": real.n,
             "n_fake": self.n_fake,
             "img_size": h if h == w else f"{h}x{w}",
             "channels": c,
             "metrics": sorted(self.names),
-            "kid_subset_size": self.kid_subset(real.n),
-            "kid_subsets": self.kid_subsets,
-            "is_splits": self.is_splits,
-            "pr_k": self.pr_k,
             "fake_seed": self.seed,
         }
+        for name, metric in self.metrics.items():
+            if name in self.names or metric.recorded_always:
+                protocol.update(metric.protocol(real.n))
+        return protocol
 
     def record(self, real: RealStatistics) -> dict[str, Any]:
         return protocol_record(self.protocol(real))
 
-    def kid_subset(self, n_real: int) -> int:
-        return min(self.kid_subset_size, n_real, self.n_fake)
-
     # ------------------------------------------------------------------ evaluation
-    def _build_metrics(self, real: RealStatistics, rank: int, world_size: int) -> dict[str, Metric]:
-        d, device = self.extractor.num_features, next(self.extractor.parameters()).device
-        metrics: dict[str, Metric] = {}
-        if "fid" in self.names:
-            metrics["fid"] = FrechetInceptionDistance(PrecomputedFeatures(d), reset_real_features=False)
-        if "kid" in self.names:
-            metrics["kid"] = KernelInceptionDistance(
-                PrecomputedFeatures(d), subsets=self.kid_subsets, subset_size=self.kid_subset(real.n)
-            )
-        if "is" in self.names:
-            metrics["is"] = InceptionScore(PrecomputedFeatures(d), splits=self.is_splits)
-        if "pr" in self.names:
-            metrics["pr"] = PrecisionRecall(self.pr_k)
-        for metric in metrics.values():
-            metric.to(device)
+    def _begin(self, real: RealStatistics, rank: int, world_size: int) -> list[QualityMetric]:
+        device = next(self.extractor.parameters()).device
         shard = real.features[rank::world_size].to(device)
-        if "fid" in metrics:
-            if world_size == 1:  # the cached float64 statistics themselves
-                load_fid_statistics(metrics["fid"], real.mean, real.cov, real.n, real=True)
-            else:  # this rank's share of the sums; the all-reduce adds the shares up
-                metrics["fid"].update(shard, real=True)
-        for name in ("kid", "pr"):
-            if name in metrics:
-                metrics[name].update(shard, real=True)
-        return metrics
+        chosen = [self.metrics[name] for name in self.names]
+        for metric in chosen:
+            metric.begin(real, shard, world_size)
+        return chosen
 
     @torch.no_grad()
     def evaluate(
@@ -233,39 +174,25 @@ class MetricEvaluator:
             ``{"val/fid": ..., "val/kid_mean": ..., "val/kid_std": ..., "val/is_mean": ...,
             "val/is_std": ..., "val/precision": ..., "val/recall": ...}`` for the chosen metrics.
         """
-        metrics = self._build_metrics(real, rank, world_size)
+        chosen = self._begin(real, rank, world_size)
         for batch in fakes:
-            self._update(metrics, *self.embed(batch))
-        return self._compute(metrics)
+            features, logits = self.embed(batch)
+            for metric in chosen:
+                metric.update(features, logits)
+        return self._compute(chosen)
 
     @torch.no_grad()
     def score(self, features: torch.Tensor, logits: torch.Tensor, real: RealStatistics) -> dict[str, float]:
         """:meth:`evaluate` (one process) for generated images already embedded (``features``, ``logits``)."""
-        metrics = self._build_metrics(real, 0, 1)
+        chosen = self._begin(real, 0, 1)
         device = next(self.extractor.parameters()).device
-        self._update(metrics, features.double().to(device), logits.double().to(device))
-        return self._compute(metrics)
+        for metric in chosen:
+            metric.update(features.double().to(device), logits.double().to(device))
+        return self._compute(chosen)
 
     @staticmethod
-    def _update(metrics: dict[str, Metric], features: torch.Tensor, logits: torch.Tensor) -> None:
-        for name, metric in metrics.items():
-            if name == "is":
-                metric.update(logits)
-            else:
-                metric.update(features, real=False)
-
-    def _compute(self, metrics: dict[str, Metric]) -> dict[str, float]:
+    def _compute(chosen: list[QualityMetric]) -> dict[str, float]:
         results: dict[str, float] = {}
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)  # KID subsets and IS splits use the global generator
-            for name, metric in metrics.items():
-                value = metric.compute()
-                if name == "fid":
-                    results["val/fid"] = float(value)
-                elif name == "kid":
-                    results["val/kid_mean"], results["val/kid_std"] = float(value[0]), float(value[1])
-                elif name == "is":
-                    results["val/is_mean"], results["val/is_std"] = float(value[0]), float(value[1])
-                else:
-                    results["val/precision"], results["val/recall"] = float(value[0]), float(value[1])
+        for metric in chosen:
+            results.update(metric.compute())
         return results

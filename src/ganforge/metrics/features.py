@@ -6,7 +6,10 @@ before they reach it (:func:`ganforge.utils.images.to_uint8`). It returns float6
 class logits in one pass, so FID, KID, IS and precision/recall share one forward per image.
 
 * ``domain``: the offline digit classifier (:mod:`ganforge.metrics.domain`), 128-d pooled
-  features and 10 class logits, images resized to 28 px with antialiased bilinear.
+  features and 10 class logits, images resized to 28 px with antialiased bilinear. Colour
+  images become grey on uint8 by :func:`ganforge.utils.colour.rgb_to_grey`, the function data
+  loading uses, so a colour folder scored by ``ganforge-eval`` and the same files loaded with
+  ``channels: 1`` for training give the same features.
 * ``inception``: the InceptionV3 of the TensorFlow FID code (Heusel et al. 2017) in torch-fidelity's
   port, 2048-d pool features and 1008 unbiased logits, TF1-compatible bilinear resize to 299 px.
   Its weights file is never downloaded here: it is read from the torch hub cache or a given path.
@@ -19,6 +22,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from ganforge.utils.colour import rgb_to_grey
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
@@ -82,6 +87,8 @@ class DomainFeatures(FeatureExtractor):
 
     def extract(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         _check_uint8(images)
+        if images.shape[1] == 3:  # grey on uint8, rounded as a colour file decoded to grey is
+            images = rgb_to_grey(images)
         x = images.float().div(127.5).sub(1.0)  # back to the [-1, 1] range the classifier was trained on
         features = self.net.features(x)
         return features.double(), self.net.head(features).double()

@@ -13,12 +13,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganforge.utils.colour import rgb_to_grey
+
 
 class DigitClassifier(nn.Module):
     """Classifies grey digits; any input size and 1 or 3 channels are accepted.
 
-    Inputs are images in [-1, 1]; colour images are averaged to grey and every image is
-    resized to 28 px (antialiased bilinear) before the network sees it.
+    Inputs are images in [-1, 1]; colour images become grey by BT.601 luma
+    (:func:`ganforge.utils.colour.rgb_to_grey`, as data loading converts colour) and every image
+    is resized to 28 px (antialiased bilinear) before the network sees it.
 
     Args:
         num_classes: output classes (10 digits).
@@ -51,7 +54,7 @@ class DigitClassifier(nn.Module):
         """Grey, 28 px, float: the input the convolutions expect."""
         x = images.float()
         if x.shape[1] != 1:
-            x = x.mean(dim=1, keepdim=True)
+            x = rgb_to_grey(x)
         if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
             size = (self.input_size, self.input_size)
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
