@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ganforge.utils.checkpoint import CheckpointError, load_generator
-from ganforge.utils.cli import parse_key_values
+from ganforge.utils.cli import parse_key_values, print_error
 
 FORMATS = ("onnx", "torchscript", "pt2")
 USAGE = "usage: ganforge-export ckpt=<path> format=onnx|torchscript|pt2 [out=<file>] [batch_size=4] [ema=true] [atol=1e-4]"
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
             float(args["atol"]),
         )
     except (ValueError, CheckpointError) as err:
-        print(f"ganforge-export: {err}\n{USAGE}", file=sys.stderr)
+        print_error("ganforge-export", err, USAGE)
         sys.exit(2)
     except ExportError as err:
         print(f"ganforge-export: verification FAILED: {err}", file=sys.stderr)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ganforge.utils.checkpoint import CheckpointError, load_generator
-from ganforge.utils.cli import parse_key_values
+from ganforge.utils.cli import parse_key_values, print_error
 from ganforge.utils.images import image_grid, save_png, save_scatter, to_uint8
 
 USAGE = "usage: ganforge-generate ckpt=<path> [n=64] [out=generated] [seed=0] [label=<class>] [ema=true] [batch_size=256]"
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
             int(args["batch_size"]),
         )
     except (ValueError, CheckpointError) as err:
-        print(f"ganforge-generate: {err}\n{USAGE}", file=sys.stderr)
+        print_error("ganforge-generate", err, USAGE)
         sys.exit(2)
     out = write_samples(samples, args["out"])
     print(f"wrote {samples.shape[0]} samples to {out}")

@@ -26,7 +26,7 @@ from ganforge.data.folders import find_images
 from ganforge.data.transforms import IMAGE_EXTENSIONS, ImageLoadError
 from ganforge.data.unaligned import image_to_tensor
 from ganforge.utils.checkpoint import CheckpointError, checkpoint_config, load_checkpoint, load_submodule
-from ganforge.utils.cli import parse_key_values
+from ganforge.utils.cli import parse_key_values, print_error
 from ganforge.utils.images import save_png, to_uint8
 
 USAGE = "usage: ganforge-translate ckpt=<path> input=<folder or file> out=<folder> [direction=AtoB|BtoA] [resize=false]"
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
             args["ckpt"], args["input"], args["out"], args["direction"], bool(args["resize"])
         )
     except (ValueError, CheckpointError, FileNotFoundError) as err:
-        print(f"ganforge-translate: {err}\n{USAGE}", file=sys.stderr)
+        print_error("ganforge-translate", err, USAGE)
         sys.exit(2)
     print(f"translated {len(written)} image(s) {args['direction']} into {args['out']}")
 

@@ -28,7 +28,9 @@ def find_images(root: str | Path) -> list[Path]:
     """
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise FileNotFoundError(f"image folder does not exist: {root}")
+        raise FileNotFoundError(
+            f"image folder does not exist: {root}; give the path of a folder that holds the images"
+        )
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
     if not files:
         raise ValueError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) found under {root}")

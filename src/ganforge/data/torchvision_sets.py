@@ -56,9 +56,11 @@ class TorchvisionDataModule(GANDataModule):
             )
         except Exception as err:  # torchvision raises RuntimeError, URLError or OSError here
             how = "the download failed" if self.download else "download=false"
+            cause = " ".join(str(err).split())
             raise FileNotFoundError(
-                f"{self.name} is not under {self.root} and {how} ({err}).\n"
-                f"Place these files there (or set data.root to where they are):\n{self.expected_files()}"
+                f"{self.name} is not under {self.root} and {how} ({cause}). It needs these files:\n"
+                f"{self.expected_files()}\n"
+                f"{self.name} is missing: place the files above there, or set data.root to where they are"
             ) from err
 
     def build_dataset(self) -> Dataset:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -23,24 +24,45 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, truncated, foreign or lacks what is asked of it; names the file."""
 
 
+# What to do about any unusable checkpoint: the last words of every message below.
+WANTED = "give a checkpoint written by ganforge-train, e.g. <run folder>/checkpoints/last.ckpt"
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a ganforge checkpoint onto the CPU.
 
     Raises:
-        CheckpointError: the file is missing, unreadable, or not a ganforge checkpoint.
+        CheckpointError: the file is missing, unreadable, or not a ganforge checkpoint; one line
+            naming the file and ending with what to give instead (torch's own text is left out).
     """
     path = Path(path).expanduser()
     if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+        raise CheckpointError(f"checkpoint not found: {path}; {WANTED}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
-        raise CheckpointError(f"checkpoint {path} is truncated or corrupt: {err}") from err
-    except Exception as err:  # pickle.UnpicklingError for foreign objects, among others
-        raise CheckpointError(f"checkpoint {path} cannot be loaded safely: {err}") from err
+    except Exception as err:  # any failure to read is the file's fault, named below
+        raise CheckpointError(_unreadable(path, err)) from err
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "ganforge" not in ckpt:
-        raise CheckpointError(f"{path} is not a ganforge checkpoint (no 'state_dict' and 'ganforge' entries)")
+        raise CheckpointError(
+            f"{path} is not a ganforge checkpoint (no 'state_dict' and 'ganforge' entries); {WANTED}"
+        )
     return ckpt
+
+
+def _unreadable(path: Path, err: Exception) -> str:
+    """Why torch could not read ``path``, in one line without torch's advice about ``weights_only``."""
+    with open(path, "rb") as f:
+        zip_start = f.read(4) == b"PK\x03\x04"  # torch.save writes a zip archive
+    if zipfile.is_zipfile(path):
+        unsafe = re.search(r"GLOBAL ([\w.]+)", str(err))
+        if unsafe:
+            return (
+                f"checkpoint {path} cannot be loaded safely: it holds a pickled Python object "
+                f"({unsafe.group(1)}), which could run code when loaded; {WANTED}"
+            )
+    elif not zip_start:
+        return f"{path} is not a ganforge checkpoint (not a torch file, or truncated); {WANTED}"
+    return f"checkpoint {path} is truncated or corrupt (cut short by a copy or a save that did not finish); {WANTED}"
 
 
 def checkpoint_config(ckpt: dict[str, Any]) -> dict[str, Any]:
@@ -85,7 +107,10 @@ def resolve_ckpt_path(ckpt_path: str | None, outputs_root: str | Path) -> str | 
             Path(outputs_root).glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime
         )
         if not candidates:
-            raise CheckpointError(f"ckpt_path=last but no checkpoints/last.ckpt exists below {outputs_root}")
+            raise CheckpointError(
+                f"ckpt_path=last but no checkpoints/last.ckpt exists below {outputs_root}; "
+                "check name= (each experiment name has its own outputs) or give ckpt_path=<file or run folder>"
+            )
         return str(candidates[-1])
     path = Path(ckpt_path).expanduser()
     if path.is_dir():
