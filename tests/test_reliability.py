@@ -9,11 +9,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from ganforge.callbacks.divergence import DivergenceError
+from ganforge.callbacks.divergence import DivergenceError, DivergenceGuard
 from ganforge.config import ConfigError, compose_config, validate_config
 from ganforge.generate import generate
 from ganforge.train import train
@@ -121,6 +122,93 @@ def test_divergence_rollback_lowers_learning_rate_and_continues(tiny_cfg, tmp_pa
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
 
 
+class _CountingStrategy:
+    """A strategy whose shared decision counts its calls; ``others_diverged`` plays another process's vote."""
+
+    def __init__(self, others_diverged: bool = False):
+        self.calls, self.others_diverged = 0, others_diverged
+
+    def reduce_boolean_decision(self, decision: bool, all: bool = True) -> bool:
+        self.calls += 1
+        return decision or self.others_diverged
+
+
+def _feed(guard, iterations, losses, batches_per_epoch=1000, device="cpu", strategy=None):
+    """Call the guard's batch hook as Lightning would after ``iterations`` training batches."""
+    trainer = SimpleNamespace(
+        strategy=strategy or _CountingStrategy(),
+        num_training_batches=batches_per_epoch,
+        checkpoint_callbacks=[],
+    )
+    module = torch.nn.Linear(2, 2, device=device)
+    for it in iterations:
+        module.iteration = it
+        module.last_losses = {k: torch.tensor(v, device=device) for k, v in losses(it).items()}
+        guard.on_train_batch_end(trainer, module, None, None, (it - 1) % batches_per_epoch)
+    return trainer, module
+
+
+def test_divergence_between_checks_is_caught_at_the_next_check():
+    # The NaN is there at iteration 13 only: the device-side record still holds it at 20.
+    def losses(it):
+        return {"train/d_loss": float("nan") if it == 13 else 0.5, "train/g_loss": 1.0}
+
+    guard = DivergenceGuard(check_every=10)
+    trainer, _ = _feed(guard, range(1, 13), losses)
+    with pytest.raises(DivergenceError) as info:
+        _feed(guard, range(13, 31), losses, strategy=trainer.strategy)
+    assert str(info.value) == (
+        "training diverged at iteration 20 (non-finite since iteration 13): train/d_loss = nan; "
+        "no checkpoint had been written yet"
+    )
+    assert trainer.strategy.calls == 2  # one shared decision at 10, one at 20
+
+
+def test_divergence_guard_reads_nothing_on_the_host_between_checks():
+    # Meta tensors hold no data: any host read (float, bool, .item) between checks would raise.
+    strategy = _CountingStrategy()
+    guard = DivergenceGuard(check_every=10, check_weights_every=4)
+    _feed(guard, range(1, 10), lambda it: {"train/d_loss": 0.5}, device="meta", strategy=strategy)
+    assert strategy.calls == 0
+    # Decisions at every 10th iteration and at the last batch of each 25-batch epoch: 10, 20, 25, 30.
+    strategy = _CountingStrategy()
+    guard = DivergenceGuard(check_every=10)
+    _feed(guard, range(1, 31), lambda it: {"train/d_loss": 0.5}, batches_per_epoch=25, strategy=strategy)
+    assert strategy.calls == 4
+
+
+def test_divergence_on_another_process_is_shared_and_checked_before_a_save():
+    guard = DivergenceGuard(check_every=10)
+    with pytest.raises(DivergenceError, match="at iteration 10: a loss on another process = nan"):
+        _feed(guard, range(1, 11), lambda it: {"train/d_loss": 0.5}, strategy=_CountingStrategy(True))
+    # A checkpoint save between checks decides first (here: an inf three iterations earlier).
+    guard = DivergenceGuard(check_every=10)
+    trainer, module = _feed(guard, range(1, 6), lambda it: {"train/g_loss": float("inf") if it == 2 else 1.0})
+    with pytest.raises(
+        DivergenceError, match=r"iteration 5 \(non-finite since iteration 2\): train/g_loss = inf"
+    ):
+        guard.on_save_checkpoint(trainer, module, {})
+
+
+def test_divergence_between_checks_keeps_last_good_checkpoint(tiny_cfg, tmp_path):
+    ExplodingLoss.reset({7})  # first iteration of epoch 1; decisions at 4, 6 (epoch end), 8
+    cfg = tiny_cfg(
+        [
+            "trainer.max_epochs=2",
+            "trainer.limit_train_batches=6",
+            "callbacks.divergence.check_every=4",
+            "loss.d_loss._target_=tests.helpers.exploding_d_loss",
+        ]
+    )
+    with pytest.raises(
+        DivergenceError, match=r"iteration 8 \(non-finite since iteration 7\): train/d_loss = nan"
+    ):
+        train(cfg)
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert ckpt["ganforge"]["iteration"] == 6
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+
+
 # ------------------------------------------------------------------ bad config
 @pytest.mark.parametrize(
     "override, message",
@@ -163,6 +251,73 @@ def test_cli_reports_bad_value_without_traceback(tmp_path):
     )
     assert proc.returncode == 1
     assert "data.batch_size must be >= 1; got 0" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# Bad input as a user types it: (console script, arguments, phrases of the last line of stderr).
+# {random}: random bytes, {text}: a text file, {truncated}: half a torch checkpoint, {missing}: no file.
+BAD_INPUT = [
+    ("ganforge-train", ["model=nosuch"], ["model=nosuch", "choose one of: acgan, cyclegan, dcgan"]),
+    ("ganforge-train", ["trainer.max_epoch=3"], ["Unknown config key 'trainer.max_epoch'", "max_epochs"]),
+    (
+        "ganforge-train",
+        ["ckpt_path={random}"],
+        ["not a ganforge checkpoint (not a torch file, or truncated)"],
+    ),
+    (
+        "ganforge-train",
+        ["data=image_folder", "data.root={missing}"],
+        ["image folder does not exist", "give the path of a folder"],
+    ),
+    ("ganforge-generate", ["ckpt={random}"], ["not a ganforge checkpoint", "written by ganforge-train"]),
+    ("ganforge-eval", ["ckpt={truncated}"], ["is truncated or corrupt", "written by ganforge-train"]),
+    ("ganforge-translate", ["ckpt={missing}", "input=x", "out=y"], ["checkpoint not found", "written by"]),
+    ("ganforge-export", ["ckpt={text}", "format=onnx"], ["not a ganforge checkpoint", "written by"]),
+]
+
+
+@pytest.fixture(scope="module")
+def bad_input_runs(tmp_path_factory):
+    """Every ``BAD_INPUT`` command, all started at once: each spends seconds importing torch."""
+    root = tmp_path_factory.mktemp("bad_input")
+    files = {"random": root / "random.ckpt", "text": root / "notes.ckpt", "missing": root / "nothing"}
+    rng = torch.Generator().manual_seed(0)
+    files["random"].write_bytes(
+        bytes(torch.randint(0, 256, (4096,), generator=rng, dtype=torch.uint8).tolist())
+    )
+    files["text"].write_text("not a checkpoint\n")
+    files["truncated"] = root / "truncated.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(1000)}, "ganforge": {}}, files["truncated"])
+    files["truncated"].write_bytes(files["truncated"].read_bytes()[:2000])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+    runs = []
+    for i, (script, args, _) in enumerate(BAD_INPUT):
+        argv = [a.format(**files) for a in args]
+        if script == "ganforge-train":
+            argv += [f"paths.outputs_root={root / f'outputs{i}'}", "trainer.accelerator=cpu"]
+        runs.append(
+            subprocess.Popen(
+                [str(BIN / script), *argv],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=root,
+                env=env,
+            )
+        )
+    yield runs
+    for run in runs:
+        run.kill()
+        run.communicate()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", range(len(BAD_INPUT)), ids=[f"{c[0]} {c[1][0]}" for c in BAD_INPUT])
+def test_cli_bad_input_ends_with_what_to_do(bad_input_runs, case):
+    _, stderr = bad_input_runs[case].communicate(timeout=180)
+    assert bad_input_runs[case].returncode != 0 and "Traceback" not in stderr, stderr[-3000:]
+    last = [line for line in stderr.splitlines() if line.strip()][-1]
+    for phrase in BAD_INPUT[case][2]:
+        assert phrase in last, (phrase, last)
 
 
 # ------------------------------------------------------------------ crash and resume
