@@ -25,16 +25,25 @@ range. Three ratios ganforge/plain: of the median rates, the median of the per-r
 ratios, and the median of the per-block ratios (each over a fraction of a second).
 FLOPs of one training iteration come from ``torch.utils.flop_counter.FlopCounterMode``.
 
+On a GPU (``--device cuda``) both loops run there, timed between ``torch.cuda.synchronize()``
+calls, with cuDNN's autotuner on for both (``trainer.benchmark=true``; PyTorch's example sets
+``cudnn.benchmark = True`` too); ``--precision bf16-mixed`` runs ganforge in bf16 and the plain
+loops' forward passes under bf16 autocast, and ``--compile`` compiles G and D of every loop. The
+peaks are then the GPU's: an 8192^2 matmul in the run's math (TF32 for ``32-true``, whose cuDNN
+convolutions use TF32 by default; bf16 for ``bf16-mixed``) and the datasheet's dense peak for it.
+
 Usage:
     python benchmarks/bench_train.py            # 7 repetitions of 55 timed iterations per loop
     python benchmarks/bench_train.py --quick    # 1 repetition of 20
     python benchmarks/bench_train.py --threads 1   # one core: steadier on a busy machine
     python benchmarks/bench_train.py --override trainer.precision=bf16-mixed   # ganforge in bf16
+    python benchmarks/bench_train.py --device cuda --precision bf16-mixed --compile   # both loops, GPU
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import statistics
 import sys
@@ -53,13 +62,49 @@ from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import PeakMemory, cpu_info, measured_matmul_peak, theoretical_fp32_peak  # noqa: E402
+from machine import (  # noqa: E402
+    PeakMemory,
+    cpu_info,
+    gpu_info,
+    measured_matmul_peak,
+    run_math,
+    theoretical_fp32_peak,
+    theoretical_gpu_peak,
+)
 
 from ganforge.config import compose_config  # noqa: E402
 from ganforge.train import build_loggers, build_module  # noqa: E402
 from ganforge.utils.checkpoint import AtomicCheckpointIO  # noqa: E402
 
 NAMES = ("ganforge", "plain", "plain_same_work")
+PRECISIONS = ("32-true", "bf16-mixed")  # what --precision gives both loops (the plain loop by autocast)
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``cpu`` or ``cuda`` for ``auto`` (a GPU when present), ``cpu`` or ``cuda``; refuses a missing GPU."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda; got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device=cuda but torch sees no CUDA device")
+    return device
+
+
+def run_overrides(
+    device: str = "auto", precision: str | None = None, compile: str | None = None
+) -> list[str]:
+    """ganforge's config overrides for ``--device``, ``--precision`` and ``--compile`` (none by default)."""
+    out = []
+    if device != "auto":
+        out.append(f"trainer.accelerator={'gpu' if resolve_device(device) == 'cuda' else 'cpu'}")
+        if resolve_device(device) == "cuda":
+            out.append("trainer.benchmark=true")
+    if precision:
+        out.append(f"trainer.precision={precision}")
+    if compile:
+        out.append(f"model.compile={'true' if compile == 'inductor' else compile}")
+    return out
 
 
 def default_config(run_dir: str, overrides: list[str] | None = None) -> DictConfig:
@@ -85,13 +130,31 @@ class PlainLoop:
         seed: torch seed for the networks' initialisation.
         same_work: draw a fresh noise batch and run G again for G's step (the work of
             ganforge's ``model.reuse_fake=false``) instead of reusing D's fake batch.
+        device: ``cpu`` or ``cuda``; ``None`` = a GPU when present.
+        precision: ``32-true``, or ``bf16-mixed`` for forward passes and losses under bf16 autocast.
+        compile: a ``torch.compile`` backend for G and D (compiled in place, as ganforge does), or ``None``.
     """
 
-    def __init__(self, cfg: DictConfig, images: torch.Tensor, seed: int = 0, same_work: bool = False):
+    def __init__(
+        self,
+        cfg: DictConfig,
+        images: torch.Tensor,
+        seed: int = 0,
+        same_work: bool = False,
+        device: str | None = None,
+        precision: str = "32-true",
+        compile: str | None = None,
+    ):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
         torch.manual_seed(seed)
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = device or resolve_device()
         self.net_g = instantiate(cfg.model.generator).to(self.device)
         self.net_d = instantiate(cfg.model.discriminator).to(self.device)
+        if compile:
+            self.net_g.compile(backend=compile)
+            self.net_d.compile(backend=compile)
+        self.bf16 = precision == "bf16-mixed"
         self.opt_g = torch.optim.Adam(
             self.net_g.parameters(), lr=cfg.optimizer.generator.lr, betas=cfg.optimizer.generator.betas
         )
@@ -115,6 +178,12 @@ class PlainLoop:
             (real,) = next(self._batches)
         return real
 
+    def _autocast(self):
+        """bf16 autocast for forward passes and losses (backward runs outside, as PyTorch advises)."""
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device, dtype=torch.bfloat16)
+
     def step(self) -> None:
         """One iteration of the example's loop body, data loading included."""
         device, criterion, net_d, net_g = self.device, self.criterion, self.net_d, self.net_g
@@ -122,21 +191,24 @@ class PlainLoop:
         b = real.shape[0]
         ones, zeros = torch.ones(b, device=device), torch.zeros(b, device=device)
         net_d.zero_grad()
-        output = net_d(real)
-        err_d_real = criterion(output, ones)
+        with self._autocast():
+            output = net_d(real)
+            err_d_real = criterion(output, ones)
         err_d_real.backward()
         output.mean().item()
-        fake = net_g(torch.randn(b, self.latent_dim, device=device))
-        output = net_d(fake.detach())
-        err_d_fake = criterion(output, zeros)
+        with self._autocast():
+            fake = net_g(torch.randn(b, self.latent_dim, device=device))
+            output = net_d(fake.detach())
+            err_d_fake = criterion(output, zeros)
         err_d_fake.backward()
         output.mean().item()
         self.opt_d.step()
         net_g.zero_grad()
-        if self.same_work:  # a fresh noise batch for G's step, as ganforge draws
-            fake = net_g(torch.randn(b, self.latent_dim, device=device))
-        output = net_d(fake)
-        err_g = criterion(output, ones)
+        with self._autocast():
+            if self.same_work:  # a fresh noise batch for G's step, as ganforge draws
+                fake = net_g(torch.randn(b, self.latent_dim, device=device))
+            output = net_d(fake)
+            err_g = criterion(output, ones)
         err_g.backward()
         output.mean().item()
         self.opt_g.step()
@@ -216,21 +288,32 @@ class Interleaved(Callback):
 
 
 def run_interleaved(
-    cfg: DictConfig, images: torch.Tensor, warmup: int, block: int, blocks: int, seed: int = 0
+    cfg: DictConfig,
+    images: torch.Tensor,
+    warmup: int,
+    block: int,
+    blocks: int,
+    seed: int = 0,
+    device: str = "auto",
+    precision: str | None = None,
+    compile: str | None = None,
 ) -> tuple[Interleaved, dict[str, float]]:
     """One repetition: a ganforge run of the default config with the plain loops interleaved.
 
+    ``device``, ``precision`` and ``compile`` set the plain loops (the config sets ganforge's).
     Returns the callback (block times, peaks, ganforge's FLOPs) and each plain loop's FLOPs.
     """
     pl.seed_everything(seed, workers=True)
+    device = resolve_device(device)
+    options = {"device": device, "precision": precision or "32-true", "compile": compile}
     loops = {
-        "plain": PlainLoop(cfg, images, seed),
-        "plain_same_work": PlainLoop(cfg, images, seed, same_work=True),
+        "plain": PlainLoop(cfg, images, seed, **options),
+        "plain_same_work": PlainLoop(cfg, images, seed, same_work=True, **options),
     }
     datamodule = instantiate(cfg.data)
     module = build_module(cfg, datamodule)
     callbacks = [instantiate(node) for name, node in cfg.callbacks.items() if node and name != "progress_bar"]
-    window = Interleaved(loops, warmup, block, blocks, "cuda" if torch.cuda.is_available() else "cpu")
+    window = Interleaved(loops, warmup, block, blocks, device)
     trainer = instantiate(
         cfg.trainer,
         callbacks=[*callbacks, window],
@@ -261,6 +344,9 @@ def measure(
     overrides: list[str] | None = None,
     matmul_n: int = 2048,
     block: int = 5,
+    device: str = "auto",
+    precision: str | None = None,
+    compile: str | None = None,
 ) -> dict:
     """Run the comparison; returns every measured figure (medians, ranges, FLOPs, peaks).
 
@@ -271,8 +357,13 @@ def measure(
             (overrides ``quick``).
         warmup: untimed iterations first; 10 passes the first logging step and its one-off imports.
         overrides: config overrides on top of the default experiment (tests shrink the model).
-        matmul_n: side of the square matmul that measures the machine's peak.
+        matmul_n: side of the square matmul that measures the machine's peak (at least 8192 on a GPU).
         block: iterations per block; the loops take turns block by block.
+        device: ``auto`` (a GPU when present, the config unchanged), ``cpu`` or ``cuda``, for both loops.
+        precision: ``32-true`` or ``bf16-mixed`` for both loops; ``None`` = the config's for
+            ganforge and fp32 for the plain loops.
+        compile: a ``torch.compile`` backend (``inductor``, ``aot_eager``...) for G and D of
+            every loop; ``None`` = eager.
     """
     if warmup < 1:
         raise ValueError(f"warmup must be >= 1 (the turns start after it); got {warmup}")
@@ -280,6 +371,9 @@ def measure(
     iters = iters or (20 if quick else 55)
     block = max(1, min(block, iters))
     blocks = iters // block
+    overrides = [*run_overrides(device, precision, compile), *(overrides or [])]
+    options = {"device": device, "precision": precision, "compile": compile}
+    device = resolve_device(device)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = default_config(tmp, overrides)
         batch = int(cfg.data.batch_size)
@@ -291,7 +385,7 @@ def measure(
         last: dict = {}
         for rep in range(repeats):
             window, plain_flops = run_interleaved(
-                default_config(f"{tmp}/run{rep}", overrides), images, warmup, block, blocks, seed=rep
+                default_config(f"{tmp}/run{rep}", overrides), images, warmup, block, blocks, rep, **options
             )
             for name in NAMES:
                 rates[name].append(block * blocks * batch / sum(window.times[name]))
@@ -303,16 +397,31 @@ def measure(
             ]
     info = cpu_info()
     cores = info["cores"]
-    theory, formula = theoretical_fp32_peak({**info, "cores": min(cores, torch.get_num_threads())})
-    matmul = measured_matmul_peak(matmul_n)
+    machine = f"{info['model']}, {cores} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    math = run_math(device, str(cfg.trainer.precision))
+    if device == "cuda":
+        gpu = gpu_info()
+        machine = (
+            f"{gpu['name']} ({gpu['memory_gib']:.0f} GiB, sm {gpu['capability']}), CUDA {gpu['cuda']}, "
+            f"cuDNN {gpu['cudnn']}, torch {torch.__version__}; host {info['model']}, {cores} cores"
+        )
+        theory, formula = theoretical_gpu_peak(math)
+        matmul_n = max(matmul_n, 8192)
+    else:
+        theory, formula = theoretical_fp32_peak({**info, "cores": min(cores, torch.get_num_threads())})
+    matmul = measured_matmul_peak(matmul_n, device=device, math=math)
     med = {k: statistics.median(v) for k, v in rates.items()}
     # Each repetition runs the loops side by side, so its ratio cancels the machine's slow load
     # changes that move the per-loop medians between repetitions; a block's ratio, a fraction of
     # a second apart, cancels the fast ones too.
     paired = [g / p for g, p in zip(rates["ganforge"], rates["plain"], strict=True)]
     out = {
-        "machine": f"{info['model']}, {cores} cores, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads",
+        "machine": machine,
+        "device": device,
+        "precision": f"{cfg.trainer.precision} (plain loops: {precision or '32-true'})",
+        "compile": compile or "off",
+        "math": math,
+        "matmul_n": matmul_n,
         "batch_size": batch,
         "timed_iters": block * blocks,
         "block": block,
@@ -352,6 +461,10 @@ def table(result: dict) -> list[dict[str, str]]:
     def note(measure: str, value: str, remark: str = "") -> dict[str, str]:
         return {"measure": measure, "ganforge": value, "plain": remark, "plain_same_work": ""}
 
+    gpu = result.get("device") == "cuda"
+    unit, scale = ("TFLOP/s", 1e3) if gpu else ("GFLOP/s", 1.0)  # the figures are kept in GFLOP/s
+    math = result.get("math", "fp32")
+    memory = "CUDA memory allocated" if gpu else "RSS"
     rows = [
         {"measure": "images/s (median)", **both("images_per_s", ".1f")},
         {
@@ -362,11 +475,14 @@ def table(result: dict) -> list[dict[str, str]]:
             },
         },
         {"measure": "GFLOP per iteration", **both("gflop_per_iter", ".3f")},
-        {"measure": "achieved GFLOP/s", **both("achieved_gflops", ".1f")},
+        {
+            "measure": f"achieved {unit}",
+            **{name: f"{result[name]['achieved_gflops'] / scale:.1f}" for name in NAMES},
+        },
         {"measure": "% of matmul peak", **both("pct_matmul_peak", ".1f")},
-        {"measure": "% of theoretical FP32 peak", **both("pct_theoretical_peak", ".1f")},
-        {"measure": "peak RSS of the process while timed (MB)", **both("peak_rss_mb", ".0f")},
-        {"measure": "RSS added by the timed steps (MB)", **both("added_rss_mb", ".0f")},
+        {"measure": f"% of theoretical {math.upper()} peak", **both("pct_theoretical_peak", ".1f")},
+        {"measure": f"peak {memory} of the process while timed (MB)", **both("peak_rss_mb", ".0f")},
+        {"measure": f"{memory} added by the timed steps (MB)", **both("added_rss_mb", ".0f")},
     ]
     rows += [
         note("ratio ganforge/plain (medians)", f"{result['ratio']:.3f}"),
@@ -381,10 +497,13 @@ def table(result: dict) -> list[dict[str, str]]:
             f"median; {100 * result['block_ratio_share']:.0f} % of blocks >= 1.10",
         ),
         note("ratio ganforge/plain_same_work", f"{result['ratio_same_work']:.3f}"),
-        note("matmul peak 2048^2 fp32 (GFLOP/s)", f"{result['matmul_peak_gflops']:.1f}"),
         note(
-            "theoretical FP32 peak (GFLOP/s)",
-            f"{result['theoretical_peak_gflops']:.1f}",
+            f"matmul peak {result.get('matmul_n', 2048)}^2 {math} ({unit})",
+            f"{result['matmul_peak_gflops'] / scale:.1f}",
+        ),
+        note(
+            f"theoretical {math.upper()} peak ({unit})",
+            f"{result['theoretical_peak_gflops'] / scale:.1f}",
             result["theoretical_formula"],
         ),
     ]
@@ -403,7 +522,10 @@ def print_table(title: str, rows: list[dict[str, str]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, str]]:
-    """Command line: ``[--quick] [--repeats N] [--iters N]``; returns the table rows."""
+    """Command line: ``[--quick] [--repeats N] [--iters N] [--device D] [--precision P] [--compile [B]]``.
+
+    Returns the table rows.
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 repetition of 20 iterations")
     parser.add_argument("--repeats", type=int, default=None, help="fresh runs of every loop (default 7)")
@@ -419,17 +541,41 @@ def main(argv: list[str] | None = None) -> list[dict[str, str]]:
         help="config override (repeatable): networks and data for both loops, the rest for ganforge "
         "alone, e.g. trainer.precision=bf16-mixed (the plain loop stays fp32)",
     )
+    parser.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="both loops (default: a GPU if any)"
+    )
+    parser.add_argument(
+        "--precision", choices=PRECISIONS, default=None, help="both loops (default: the config's, plain fp32)"
+    )
+    parser.add_argument(
+        "--compile",
+        nargs="?",
+        const="inductor",
+        default=None,
+        metavar="BACKEND",
+        help="torch.compile G and D of every loop (default backend: inductor)",
+    )
     args, _ = parser.parse_known_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     for name in ("pytorch_lightning", "lightning_fabric"):  # keep the table readable
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="pytorch_lightning")
-    result = measure(args.quick, args.repeats, args.iters, overrides=args.override, block=args.block)
+    result = measure(
+        args.quick,
+        args.repeats,
+        args.iters,
+        overrides=args.override,
+        block=args.block,
+        device=args.device,
+        precision=args.precision,
+        compile=args.compile,
+    )
     print(
         f"machine: {result['machine']}; batch {result['batch_size']}, "
         f"{result['timed_iters']} timed iterations x {result['repeats']} repetitions, "
-        f"in turns of {result['block']}"
+        f"in turns of {result['block']}; device {result['device']}, precision {result['precision']}, "
+        f"compile {result['compile']}"
     )
     return table(result)
 

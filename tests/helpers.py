@@ -1,10 +1,11 @@
-"""Small data factories for tests."""
+"""Small data factories and instrumented stand-ins for tests."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 
@@ -36,3 +37,21 @@ def exploding_d_loss(real_logits, fake_logits):
     ExplodingLoss.calls += 1
     loss = d_loss_bce(real_logits, fake_logits)
     return loss * float("nan") if ExplodingLoss.calls in ExplodingLoss.nan_on else loss
+
+
+class NormRecordingAdam(torch.optim.Adam):
+    """Adam that records the total gradient norm it is about to apply.
+
+    The recorded norm is the clipped one only where a GradScaler steps the optimizer (``16-mixed``):
+    without one, Lightning runs its clipping hook inside the closure this ``step`` calls, after the
+    norm is recorded.
+    """
+
+    norms: list[float] = []
+
+    def step(self, closure=None):
+        grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
+        NormRecordingAdam.norms.append(
+            torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item()
+        )
+        return super().step(closure)

@@ -3,28 +3,36 @@
 from __future__ import annotations
 
 import importlib
+import math
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-@pytest.fixture(scope="module")
-def bench_train():
+TINY = ["data=digits", "data.img_size=16", "data.batch_size=16", "model.generator.width=8"]
+TINY.append("model.discriminator.width=8")
+
+
+def bench_module(name: str):
     sys.path.insert(0, str(BENCH))
     try:
-        yield importlib.import_module("bench_train")
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(BENCH))
 
 
+@pytest.fixture(scope="module")
+def bench_train():
+    return bench_module("bench_train")
+
+
 @pytest.mark.slow
 def test_bench_train_reports_every_figure(bench_train):
-    tiny = ["data=digits", "data.img_size=16", "data.batch_size=16", "model.generator.width=8"]
-    tiny.append("model.discriminator.width=8")
-    result = bench_train.measure(repeats=1, iters=4, warmup=1, overrides=tiny, matmul_n=256, block=2)
+    result = bench_train.measure(repeats=1, iters=4, warmup=1, overrides=TINY, matmul_n=256, block=2)
     assert result["timed_iters"] == 4 and result["block"] == 2  # two turns of each loop
     assert result["block_ratio"] > 0 and 0 <= result["block_ratio_share"] <= 1
     for name in bench_train.NAMES:
@@ -47,10 +55,55 @@ def test_bench_train_reports_every_figure(bench_train):
 
 
 def test_run_all_discovers_every_benchmark():
-    sys.path.insert(0, str(BENCH))
-    try:
-        run_all = importlib.import_module("run_all")
-    finally:
-        sys.path.remove(str(BENCH))
-    found = [p.name for p in run_all.discover()]
-    assert "bench_train.py" in found and all(n.startswith("bench_") for n in found)
+    found = [p.name for p in bench_module("run_all").discover()]
+    assert {"bench_train.py", "bench_translation.py"} <= set(found) and all(
+        n.startswith("bench_") for n in found
+    )
+
+
+def test_device_options_add_nothing_by_default(bench_train):
+    """Without --device/--precision/--compile the CPU run composes exactly the config it did before."""
+    assert bench_train.run_overrides() == []
+    assert bench_train.run_overrides("cpu", "bf16-mixed", "aot_eager") == [
+        "trainer.accelerator=cpu",
+        "trainer.precision=bf16-mixed",
+        "model.compile=aot_eager",
+    ]
+    assert bench_train.run_overrides(compile="inductor") == ["model.compile=true"]
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            bench_train.run_overrides("cuda")
+
+
+def test_gpu_peaks_are_dense_datasheet_figures():
+    machine = bench_module("machine")
+    peak, source = machine.theoretical_gpu_peak("bf16", "NVIDIA H200")
+    assert peak == pytest.approx(989.4e12) and "dense bf16" in source and "tf32 494.7" in source
+    assert math.isnan(machine.theoretical_gpu_peak("bf16", "an unlisted GPU")[0])
+    assert machine.run_math("cpu", "bf16-mixed") == "fp32"  # the CPU peak is the fp32 one, as before
+    assert machine.run_math("cuda", "bf16-mixed") == "bf16" and machine.run_math("cuda", "16-mixed") == "fp16"
+
+
+@pytest.mark.slow
+def test_plain_loop_runs_under_bf16_autocast_and_compiled(bench_train, tmp_path):
+    cfg = bench_train.default_config(str(tmp_path), TINY)
+    images = torch.rand(64, 1, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    eager = bench_train.PlainLoop(cfg, images, device="cpu")
+    loop = bench_train.PlainLoop(cfg, images, device="cpu", precision="bf16-mixed", compile="aot_eager")
+    seen = set()
+    for module in loop.net_d.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            module.register_forward_hook(lambda m, i, out: seen.add(out.dtype))
+    assert loop.run(2) > 0 and torch.bfloat16 in seen
+    assert loop.flops() == pytest.approx(eager.flops(), rel=1e-6)  # the same arithmetic, counted alike
+
+
+@pytest.mark.slow
+def test_bench_translation_reports_time_memory_and_flops():
+    argv = ["--device", "cpu", "--img-size", "32", "--blocks", "2", "--width", "8", "--warmup", "1"]
+    rows = bench_module("bench_translation").main([*argv, "--iters", "2", "--batch-sizes", "1", "2"])
+    assert [r["run"] for r in rows] == ["32 px, batch 1, 32-true", "32 px, batch 2, 32-true"]
+    for row in rows:
+        assert float(row["s/iteration"]) > 0 and float(row["peak RSS (MB)"]) > 0
+    flops = [float(r["GFLOP/iteration"]) for r in rows]
+    assert flops[1] == pytest.approx(2 * flops[0], rel=0.1)  # twice the images, twice the work

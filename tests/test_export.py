@@ -35,6 +35,16 @@ class ConditionalDCGANGenerator(nn.Module):
         return self.net(z + self.embed(labels) if labels is not None else z)
 
 
+def run_exported(fmt: str, path: Path, z: torch.Tensor) -> torch.Tensor:
+    """The images an exported generator file gives for latents ``z``, loaded as a user would."""
+    if fmt == "onnx":
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return torch.from_numpy(session.run(None, {"z": z.numpy()})[0])
+    if fmt == "torchscript":
+        return torch.jit.load(str(path))(z)
+    return torch.export.load(str(path)).module()(z)
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     """One tiny trained checkpoint shared by the tests of this file."""
@@ -53,13 +63,7 @@ def test_export_reproduces_generator(checkpoint, tmp_path, fmt):
     z = torch.randn(5, 16, generator=torch.Generator().manual_seed(9))
     with torch.no_grad():
         expected = generator(z)
-    if fmt == "onnx":
-        session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-        got = torch.from_numpy(session.run(None, {"z": z.numpy()})[0])
-    elif fmt == "torchscript":
-        got = torch.jit.load(str(out))(z)
-    else:
-        got = torch.export.load(str(out)).module()(z)
+    got = run_exported(fmt, out, z)
     assert got.shape == (5, 1, 16, 16)
     # A barely trained G draws faint images (|x| ~ 1e-3), so the tolerance is relative as well.
     assert expected.abs().max() > 1e-4

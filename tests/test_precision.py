@@ -10,19 +10,7 @@ from pytorch_lightning.plugins import MixedPrecision
 
 from ganforge.config import ConfigError, validate_config
 from ganforge.train import build_module
-
-
-class NormRecordingAdam(torch.optim.Adam):
-    """Adam that records the total gradient norm it is about to apply."""
-
-    norms: list[float] = []
-
-    def step(self, closure=None):
-        grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
-        NormRecordingAdam.norms.append(
-            torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item()
-        )
-        return super().step(closure)
+from tests.helpers import NormRecordingAdam
 
 
 def fit(cfg, **trainer_kwargs) -> pl.LightningModule:
@@ -74,8 +62,8 @@ def test_clipping_sees_unscaled_gradients_under_fp16_loss_scaling(tiny_cfg):
     cfg = tiny_cfg(
         [
             f"model.grad_clip={clip}",
-            f"optimizer.discriminator._target_={__name__}.NormRecordingAdam",
-            f"optimizer.generator._target_={__name__}.NormRecordingAdam",
+            f"optimizer.discriminator._target_={NormRecordingAdam.__module__}.NormRecordingAdam",
+            f"optimizer.generator._target_={NormRecordingAdam.__module__}.NormRecordingAdam",
         ]
     )
     NormRecordingAdam.norms = []
