@@ -69,6 +69,49 @@ def test_ada_probability_follows_the_overfitting_heuristic():
     assert fixed.p.item() == pytest.approx(0.3)
 
 
+def test_ada_p_moves_by_images_not_by_packed_logits():
+    # A D with pack=4 returns 2 logits for 8 real images: p must move by the 8 images, as unpacked.
+    packed, plain = AdaptiveAugment(speed_images=100, interval=1), AdaptiveAugment(speed_images=100, interval=1)
+    packed.update(torch.full((2,), 3.0), images=8)
+    plain.update(torch.full((8,), 3.0), images=8)
+    assert packed.p.item() == pytest.approx(0.08) == plain.p.item()
+    # r_t stays the mean sign over D's outputs, whatever their number per image
+    patch = AdaptiveAugment(speed_images=100, interval=1)
+    patch.update(torch.tensor([[1.0, -1.0], [1.0, 1.0]]), images=2)
+    assert patch.rt.item() == pytest.approx(0.5) and patch.p.item() == pytest.approx(0.0)  # 0.5 < 0.6: clipped
+
+
+def test_ada_state_survives_a_checkpoint_between_adjustments():
+    ada = AdaptiveAugment(speed_images=100, interval=3)
+    ada.update(torch.full((4,), 1.0), images=4)
+    restored = AdaptiveAugment(speed_images=100, interval=3)
+    restored.load_state_dict(ada.state_dict())
+    for module in (ada, restored):
+        module.update(torch.full((4,), 1.0), images=4)
+        module.update(torch.full((4,), 1.0), images=4)
+    assert restored.p.item() == pytest.approx(0.12) == ada.p.item()
+    old = {k: v for k, v in ada.state_dict().items()}
+    old["_stats"] = torch.tensor([4.0, 4.0, 1.0], dtype=torch.float64)  # a checkpoint from before images counted
+    legacy = AdaptiveAugment(speed_images=100, interval=2)
+    legacy.load_state_dict(old)
+    legacy.update(torch.full((4,), 1.0), images=4)
+    assert legacy.p.item() == pytest.approx(0.12 + 0.08)
+
+
+def test_ada_contrast_scales_colours_about_mid_grey():
+    # stylegan2-ada's contrast is a 3-D scale of the colour vector: x -> c * x on [-1, 1] images,
+    # so mid-grey (0) is the fixed point, not each image's mean.
+    x = torch.tensor([0.5, -0.25, 0.0, 1.0]).view(1, 1, 2, 2).repeat(2, 3, 1, 1)
+    torch.manual_seed(0)
+    out = AdaptiveAugment(p=1.0, transforms="contrast")(x)
+    torch.manual_seed(0)
+    fired = torch.rand(2) < 1.0
+    factor = torch.where(fired, torch.exp2(torch.randn(2) * 0.5), 1.0)
+    assert torch.allclose(out, x * factor.view(2, 1, 1, 1))
+    assert (out[:, :, 1, 0] == 0).all()  # a mid-grey pixel stays mid-grey
+    assert not torch.allclose(out.mean((1, 2, 3)), x.mean((1, 2, 3)))  # the image mean moves
+
+
 def test_ada_pipeline_at_p_0_and_1():
     torch.manual_seed(0)
     x = (torch.rand(8, 3, 16, 16) * 2 - 1).requires_grad_(True)

@@ -153,6 +153,37 @@ def test_metric_fakes_translate_held_out_images_by_rank(tiny_cfg):
     assert reals.shape == held_out.shape and "edges2photos-32px-c3" in datamodule.dataset_id
 
 
+def test_pix2pix_dropout_stays_on_at_test_time_unless_switched_off(tiny_cfg):
+    datamodule = None
+    outputs = {}
+    for at_eval in (True, False):
+        # 64 px: the U-Net's dropout sits in the levels below the fifth
+        sizes = ["data.photo_size=80", "data.img_size=64", "data.load_size=68"]
+        cfg = tiny_cfg(["experiment=pix2pix_edges2photos", *sizes, f"model.generator.dropout_at_eval={at_eval}"])
+        datamodule = datamodule or instantiate(cfg.data)
+        module = build_module(cfg, datamodule).eval()
+        x = datamodule.held_out("A")[:2]
+        first, second = module.translate(x), module.translate(x)
+        outputs[at_eval] = torch.equal(first, second)
+        trainer = type("Trainer", (), {"datamodule": datamodule})()
+        module._trainer = trainer
+        fakes = [torch.cat(list(module.metric_fakes(5, 2, seed=3))) for _ in range(2)]
+        torch.testing.assert_close(fakes[0], fakes[1], rtol=0, atol=0)  # (seed, i) decide the draw
+    assert outputs == {True: False, False: True}  # the paper's noise at test time; deterministic when off
+
+
+def test_instance_norm_affine_option_learns_scale_and_shift():
+    from ganforge.networks.patchgan import PatchDiscriminator
+    from ganforge.networks.unet import UNetGenerator
+
+    for make in (lambda a: UNetGenerator(3, 32, 4, norm_affine=a), lambda a: PatchDiscriminator(3, 4, norm_affine=a)):
+        plain, affine = make(False), make(True)
+        norms = [m for m in affine.modules() if isinstance(m, torch.nn.InstanceNorm2d)]
+        assert norms and all(m.affine for m in norms)
+        extra = sum(p.numel() for p in affine.parameters()) - sum(p.numel() for p in plain.parameters())
+        assert extra == sum(2 * m.num_features for m in norms)
+
+
 def test_pix2pix_trains_and_logs_psnr_against_its_baseline(tiny_cfg, tmp_path):
     metrics = train(tiny_cfg(["experiment=pix2pix_edges2photos", *PHOTOS]))
     for key in ("val/psnr", "val/ssim", "val/psnr_identity", "val/ssim_identity", "train/l1", "train/g_adv"):

@@ -54,8 +54,14 @@ def adjust_saturation(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     return (x - mean) * factor.view(-1, 1, 1, 1).to(x.dtype) + mean
 
 
+def scale_colours(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Scale every pixel's colour vector by ``factor[n]`` about 0, mid-grey in [-1, 1] (ADA's contrast:
+    stylegan2-ada's colour transform ``scale3d(c, c, c)``, applied to images in [-1, 1])."""
+    return x * factor.view(-1, 1, 1, 1).to(x.dtype)
+
+
 def adjust_contrast(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    """Scale each image's distance from its mean intensity."""
+    """Scale each image's distance from its mean intensity (DiffAugment's contrast)."""
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     return (x - mean) * factor.view(-1, 1, 1, 1).to(x.dtype) + mean
 

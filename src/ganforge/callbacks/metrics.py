@@ -25,6 +25,7 @@ from ganforge.config import ConfigError
 from ganforge.metrics.cache import RealStatistics
 from ganforge.metrics.evaluator import MetricEvaluator
 from ganforge.metrics.protocol import PROTOCOL_FILE, flat_protocol, write_json_atomic
+from ganforge.modules.contract import MetricData, Scheme, require
 
 log = logging.getLogger("ganforge")
 
@@ -50,19 +51,17 @@ class QualityMetrics(Callback):
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         datamodule = trainer.datamodule
-        if not hasattr(pl_module, "metric_fakes"):
-            raise ConfigError(f"{type(pl_module).__name__} has no metric_fakes(); use metrics=none")
-        if datamodule is None or not hasattr(datamodule, "metric_reals"):
-            raise ConfigError("the data module has no metric_reals(); use metrics=none")
-        content = getattr(datamodule, "content", "images")  # unknown data is not assumed to be digits
+        require(pl_module, Scheme, "quality metrics (or use metrics=none)")
+        require(datamodule, MetricData, "quality metrics (or use metrics=none)")
+        content = datamodule.content
         if content == "points":
             raise ConfigError(
-                f"FID/KID/IS score images, but data '{getattr(datamodule, 'name', '?')}' holds 2-D points "
+                f"FID/KID/IS score images, but data '{datamodule.name}' holds 2-D points "
                 "(scored by the mode metrics: val/modes, val/high_quality, val/kl); use metrics=none"
             )
         if self.evaluator.extractor.name == "domain" and content != "digits":
             raise ConfigError(
-                f"metrics=domain uses a digit classifier, but data '{getattr(datamodule, 'name', '?')}' "
+                f"metrics=domain uses a digit classifier, but data '{datamodule.name}' "
                 f"holds {content}, not digits; use metrics=inception (or metrics=none)"
             )
 

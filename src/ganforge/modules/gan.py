@@ -145,21 +145,30 @@ class GANModule(TrainingScheme):
 
     def configure_optimizers(self):
         trainer = self._trainer  # None when called outside a fit
-        clips_under_fp16_amp = (
-            bool(self.grad_clip) and trainer is not None and trainer.precision in ("16-mixed", "16")
-        )
+        # Lightning refuses to clip for an optimizer that unscales itself (fused Adam) under AMP, 16 or bf16.
+        clips_under_amp = bool(self.grad_clip) and trainer is not None and "mixed" in str(trainer.precision)
         return build_gan_optimizers(
             self.optimizer_cfg,
             self.generator.parameters(),
             self.discriminator.parameters(),
-            allow_fused=not clips_under_fp16_amp,
+            allow_fused=not clips_under_amp,
         )
 
     def format(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` in the memory format the networks use."""
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
 
+    @property
+    def pack(self) -> int:
+        """Samples per D input (PacGAN); 1 for a discriminator that judges single samples."""
+        return int(getattr(self.discriminator, "pack", 1))
+
     def setup(self, stage: str) -> None:
+        # PacGAN's batch: D judges data.batch_size packs, so the loader brings pack x as many reals
+        # (and start_iteration generates as many fakes).
+        datamodule = self._trainer.datamodule if self._trainer is not None else None
+        if datamodule is not None and hasattr(datamodule, "pack"):
+            datamodule.pack = self.pack
         # Before the strategy wraps the module: DDP's gradient buckets take the weights' layout.
         if self.channels_last:
             for net in (self.generator, self.discriminator, self.generator_ema):
@@ -257,7 +266,7 @@ class GANModule(TrainingScheme):
     def validation_step(self, batch, batch_idx: int) -> None:
         """D's accuracy on held-out real images: falling values mean D memorises its training set."""
         real, labels = batch
-        keep = real.shape[0] - real.shape[0] % getattr(self.discriminator, "pack", 1)  # whole packs only
+        keep = real.shape[0] - real.shape[0] % self.pack  # whole packs only
         threshold = self.objective.threshold
         if keep == 0 or threshold is None:
             return

@@ -24,6 +24,7 @@ from ganforge.config import ConfigError
 from ganforge.losses.translation import TranslationObjective, l1_loss
 from ganforge.metrics.translation import TargetScores, label_accuracy
 from ganforge.modules.scheme import TrainingScheme
+from ganforge.networks.translator_layers import TestTimeDropout
 from ganforge.optim import build_gan_optimizers
 from ganforge.utils.images import image_grid
 
@@ -126,22 +127,32 @@ class TranslationScheme(TrainingScheme):
     ) -> Iterator[torch.Tensor]:
         """Translations A -> B of the held-out A images for FID/KID: sample ``i`` is the translation
         of held-out image ``i mod count``; rank ``r`` yields samples ``r, r + world_size, ...``.
-        Random layers that stay on at test time (pix2pix's dropout) draw from ``seed``, so the
-        samples are the same at every evaluation. The held-out images come from ``datamodule``
+        Random layers that stay on at test time (pix2pix's dropout) draw from ``(seed, i)``, one
+        sample at a time, so the samples are the same at every evaluation and on any number of ranks. The held-out images come from ``datamodule``
         (default: the trainer's)."""
         images = (datamodule or self.trainer.datamodule).held_out("A")
-        indices = list(range(rank, n, world_size))
+        indices = torch.arange(rank, n, world_size)
         was_training = self.training
         self.eval()
         devices = [self.device] if self.device.type == "cuda" else []
         try:
             with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(seed + rank)
                 for start in range(0, len(indices), batch_size):
-                    chunk = torch.tensor(indices[start : start + batch_size]) % len(images)
-                    yield self.translate(images[chunk])
+                    chunk = indices[start : start + batch_size]
+                    if not self.random_at_eval():
+                        yield self.translate(images[chunk % len(images)])
+                        continue
+                    outputs = []
+                    for i in chunk.tolist():  # its own draw per sample: the same whatever the batch or rank
+                        torch.manual_seed(seed * 1_000_003 + i)
+                        outputs.append(self.translate(images[i % len(images)].unsqueeze(0)))
+                    yield torch.cat(outputs)
         finally:
             self.train(was_training)
+
+    def random_at_eval(self) -> bool:
+        """Whether translation draws random numbers in eval mode (pix2pix's test-time dropout)."""
+        return any(isinstance(m, TestTimeDropout) and m.at_eval and m.p > 0 for m in self.generator.modules())
 
     # ----------------------------------------------------------------- optimizers
     def configure_optimizers(self):

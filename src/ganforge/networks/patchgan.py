@@ -32,6 +32,7 @@ class PatchDiscriminator(nn.Module):
         n_layers: stride-2 convolutions (3 gives the 70x70 PatchGAN).
         norm: ``instance`` (CycleGAN), ``batch`` (pix2pix) or ``none``.
         conditional: input is ``concat(source, image)`` with ``2 * channels`` channels (pix2pix).
+        norm_affine: learned scale and shift in instance norm (see :func:`norm_layer`).
     """
 
     def __init__(
@@ -41,6 +42,7 @@ class PatchDiscriminator(nn.Module):
         n_layers: int = 3,
         norm: str = "instance",
         conditional: bool = False,
+        norm_affine: bool = False,
     ):
         super().__init__()
         self.conditional = conditional
@@ -55,7 +57,7 @@ class PatchDiscriminator(nn.Module):
             stride = 2 if n < n_layers else 1
             layers += [
                 nn.Conv2d(width * prev, width * mult, 4, stride=stride, padding=1, bias=bias),
-                norm_layer(norm, width * mult),
+                norm_layer(norm, width * mult, norm_affine),
                 nn.LeakyReLU(0.2, True),
             ]
         layers += [nn.Conv2d(width * mult, 1, 4, stride=1, padding=1)]

@@ -18,19 +18,19 @@ from ganforge.networks.translator_layers import init_translator_weights, norm_la
 class ResidualBlock(nn.Module):
     """Two reflect-padded 3x3 convolutions with a skip connection."""
 
-    def __init__(self, channels: int, norm: str, dropout: float = 0.0):
+    def __init__(self, channels: int, norm: str, dropout: float = 0.0, norm_affine: bool = False):
         super().__init__()
         bias = uses_bias(norm)
         layers = [
             nn.ReflectionPad2d(1),
             nn.Conv2d(channels, channels, 3, bias=bias),
-            norm_layer(norm, channels),
+            norm_layer(norm, channels, norm_affine),
         ]
         layers += [nn.ReLU(True)] + ([nn.Dropout(dropout)] if dropout else [])
         layers += [
             nn.ReflectionPad2d(1),
             nn.Conv2d(channels, channels, 3, bias=bias),
-            norm_layer(norm, channels),
+            norm_layer(norm, channels, norm_affine),
         ]
         self.body = nn.Sequential(*layers)
 
@@ -48,6 +48,7 @@ class ResnetTranslator(nn.Module):
         norm: ``instance`` (paper), ``batch`` or ``none``.
         dropout: dropout inside the residual blocks (0 in CycleGAN).
         channels_out: output channels when they differ from ``channels``.
+        norm_affine: learned scale and shift in instance norm (see :func:`norm_layer`).
     """
 
     size_multiple = 4  # two stride-2 downsamplings
@@ -60,6 +61,7 @@ class ResnetTranslator(nn.Module):
         norm: str = "instance",
         dropout: float = 0.0,
         channels_out: int | None = None,
+        norm_affine: bool = False,
     ):
         super().__init__()
         if n_blocks < 0:
@@ -68,19 +70,19 @@ class ResnetTranslator(nn.Module):
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
             nn.Conv2d(channels, width, 7, bias=bias),
-            norm_layer(norm, width),
+            norm_layer(norm, width, norm_affine),
             nn.ReLU(True),
         ]
         ch = width
         for _ in range(2):
-            layers += [nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1, bias=bias), norm_layer(norm, ch * 2)]
+            layers += [nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1, bias=bias), norm_layer(norm, ch * 2, norm_affine)]
             layers += [nn.ReLU(True)]
             ch *= 2
-        layers += [ResidualBlock(ch, norm, dropout) for _ in range(n_blocks)]
+        layers += [ResidualBlock(ch, norm, dropout, norm_affine) for _ in range(n_blocks)]
         for _ in range(2):
             layers += [
                 nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
-                norm_layer(norm, ch // 2),
+                norm_layer(norm, ch // 2, norm_affine),
                 nn.ReLU(True),
             ]
             ch //= 2

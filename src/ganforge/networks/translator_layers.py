@@ -7,25 +7,46 @@ normalisation; both choices live here once.
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 NORMS = ("instance", "batch", "none")
 
 
-def norm_layer(kind: str, channels: int) -> nn.Module:
+def norm_layer(kind: str, channels: int, affine: bool = False) -> nn.Module:
     """A 2-D normalisation layer by name.
 
     Args:
-        kind: ``instance`` (no learned affine, no running stats, as in CycleGAN), ``batch`` or ``none``.
+        kind: ``instance`` (no running stats, as in CycleGAN), ``batch`` or ``none``.
         channels: feature maps to normalise.
+        affine: give instance norm a learned scale and shift per channel (CycleGAN's has none;
+            the batch norm at batch size 1 that pix2pix used has them). Batch norm always has them.
     """
     if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+        return nn.InstanceNorm2d(channels, affine=affine, track_running_stats=False)
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     if kind == "none":
         return nn.Identity()
     raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {kind!r}")
+
+
+class TestTimeDropout(nn.Dropout):
+    """Dropout that can stay on in eval mode: pix2pix's noise source, kept at test time as in the
+    paper (the reference ``test.py`` runs without ``--eval``).
+
+    Args:
+        p: drop probability.
+        at_eval: keep dropping in eval mode (validation, metrics, ``ganforge-translate``).
+    """
+
+    def __init__(self, p: float = 0.5, at_eval: bool = True):
+        super().__init__(p)
+        self.at_eval = at_eval
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(x, self.p, self.training or self.at_eval, self.inplace)
 
 
 def uses_bias(kind: str) -> bool:

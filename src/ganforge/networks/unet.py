@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from ganforge.networks.translator_layers import init_translator_weights, norm_layer, uses_bias
+from ganforge.networks.translator_layers import TestTimeDropout, init_translator_weights, norm_layer, uses_bias
 
 
 class UNetLevel(nn.Module):
@@ -30,6 +30,8 @@ class UNetLevel(nn.Module):
         dropout: float = 0.0,
         channels_in: int | None = None,
         channels_out: int | None = None,
+        norm_affine: bool = False,
+        dropout_at_eval: bool = True,
     ):
         super().__init__()
         self.outermost = outermost
@@ -38,7 +40,7 @@ class UNetLevel(nn.Module):
         down_in = channels_in or outer
         down = [nn.Conv2d(down_in, inner, 4, stride=2, padding=1, bias=bias)]
         if not outermost:
-            down = [nn.LeakyReLU(0.2, True), *down] + ([] if innermost else [norm_layer(norm, inner)])
+            down = [nn.LeakyReLU(0.2, True), *down] + ([] if innermost else [norm_layer(norm, inner, norm_affine)])
         up_in = inner if innermost else inner * 2
         if outermost:
             up = [nn.ReLU(True), nn.ConvTranspose2d(up_in, channels_out or outer, 4, 2, 1), nn.Tanh()]
@@ -46,9 +48,9 @@ class UNetLevel(nn.Module):
             up = [
                 nn.ReLU(True),
                 nn.ConvTranspose2d(up_in, outer, 4, 2, 1, bias=bias),
-                norm_layer(norm, outer),
+                norm_layer(norm, outer, norm_affine),
             ]
-            up += [nn.Dropout(dropout)] if dropout else []
+            up += [TestTimeDropout(dropout, dropout_at_eval)] if dropout else []
         self.model = nn.Sequential(*down, *([submodule] if submodule is not None else []), *up)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -67,6 +69,9 @@ class UNetGenerator(nn.Module):
         norm: ``batch`` (paper, used with batch size 1), ``instance`` or ``none``.
         dropout: dropout of the three innermost decoder levels (0.5 in the paper).
         channels_out: output channels when they differ from ``channels``.
+        norm_affine: learned scale and shift in instance norm (see :func:`norm_layer`).
+        dropout_at_eval: keep the dropout on in eval mode, as the paper does at test time
+            (its noise source); ``False`` makes eval-mode translation deterministic.
     """
 
     def __init__(
@@ -78,19 +83,22 @@ class UNetGenerator(nn.Module):
         norm: str = "instance",
         dropout: float = 0.5,
         channels_out: int | None = None,
+        norm_affine: bool = False,
+        dropout_at_eval: bool = True,
     ):
         super().__init__()
         num_downs = num_downs or int(round(math.log2(img_size)))
         if num_downs < 5:
             raise ValueError(f"the U-Net needs num_downs >= 5 (img_size >= 32); got {num_downs}")
         self.size_multiple = 2**num_downs
-        level = UNetLevel(width * 8, width * 8, None, norm)
+        opts = {"norm_affine": norm_affine, "dropout_at_eval": dropout_at_eval}
+        level = UNetLevel(width * 8, width * 8, None, norm, **opts)
         for _ in range(num_downs - 5):
-            level = UNetLevel(width * 8, width * 8, level, norm, dropout=dropout)
+            level = UNetLevel(width * 8, width * 8, level, norm, dropout=dropout, **opts)
         for mult in (4, 2, 1):
-            level = UNetLevel(width * mult, width * mult * 2, level, norm)
+            level = UNetLevel(width * mult, width * mult * 2, level, norm, **opts)
         self.model = UNetLevel(
-            width, width, level, norm, True, channels_in=channels, channels_out=channels_out or channels
+            width, width, level, norm, True, channels_in=channels, channels_out=channels_out or channels, **opts
         )
         init_translator_weights(self)
 
