@@ -94,11 +94,13 @@ def test_mode_callback_skips_epochs_but_always_scores_the_last(tmp_path):
     dm = MixtureDataModule("ring8", n_points=10)
     means, _ = dm.modes
     logged = []
-    module = SimpleNamespace(
+    module = SimpleNamespace(  # what the callback reads: a NoiseSampler, its iteration and log
         latent_dim=1,
+        num_classes=0,
         iteration=0,
         device=torch.device("cpu"),
         generate=lambda z: means[torch.arange(len(z)) % 8],
+        fixed_samples=lambda: means,
         log=lambda key, value, **kw: logged.append((key, value)),
     )
     callback = ModeCoverage(dirpath=str(tmp_path), every_n_epochs=2, n_samples=80)
