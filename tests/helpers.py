@@ -55,3 +55,20 @@ class NormRecordingAdam(torch.optim.Adam):
             torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item()
         )
         return super().step(closure)
+
+
+def bare_trainer(**kwargs):
+    """A CPU ``Trainer`` with nothing but training: no logger, checkpoints, bar or validation (2 batches)."""
+    import pytorch_lightning as pl
+
+    settings = {
+        "accelerator": "cpu",
+        "max_epochs": 1,
+        "limit_train_batches": 2,
+        "limit_val_batches": 0,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+    }
+    return pl.Trainer(**{**settings, **kwargs})

@@ -10,24 +10,13 @@ from pytorch_lightning.plugins import MixedPrecision
 
 from ganforge.config import ConfigError, validate_config
 from ganforge.train import build_module, train
-from tests.helpers import NormRecordingAdam
+from tests.helpers import NormRecordingAdam, bare_trainer
 
 
 def fit(cfg, **trainer_kwargs) -> pl.LightningModule:
     datamodule = instantiate(cfg.data)
     module = build_module(cfg, datamodule)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_epochs=1,
-        limit_train_batches=2,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        **trainer_kwargs,
-    )
-    trainer.fit(module, datamodule=datamodule)
+    bare_trainer(**trainer_kwargs).fit(module, datamodule=datamodule)
     return module
 
 

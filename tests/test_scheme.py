@@ -16,6 +16,7 @@ from ganforge.modules.contract import NoiseSampler, Scheme, Translator
 from ganforge.modules.phases import DiscriminatorMain, DiscriminatorPenalty, GeneratorMain, GeneratorPenalty
 from ganforge.train import build_module, train
 from ganforge.utils.checkpoint import load_checkpoint
+from tests.helpers import bare_trainer
 
 SCHEMES = Path(__file__).parent / "schemes"
 
@@ -129,20 +130,9 @@ def test_lazy_generator_regularizer_runs_every_k_generator_steps_with_weight_tim
         return term
 
     phase.loss = spy
-    import pytorch_lightning as pl
     from hydra.utils import instantiate
 
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_epochs=1,
-        limit_train_batches=6,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(module, datamodule=instantiate(cfg.data))
+    bare_trainer(limit_train_batches=6).fit(module, datamodule=instantiate(cfg.data))
     # G steps at iterations 1, 3, 5 (n_critic 2); the regularizer at G steps 0 and 2, weighted 0.5 * 2
     assert [(i, g) for i, g, _ in seen] == [(1, 0), (5, 2)] and all(w == pytest.approx(1.0) for *_, w in seen)
     assert calls == [8, 8] and module.g_steps == 3

@@ -13,6 +13,8 @@ from typing import Any
 
 from pytorch_lightning import Callback, LightningModule, Trainer
 
+from ganforge.modules.contract import Scheme, require
+
 
 def flatten(config: dict, prefix: str = "") -> dict[str, Any]:
     """``{"a": {"b": 1}}`` -> ``{"a/b": 1}``; lists and ``None`` become strings (TensorBoard takes scalars only)."""
@@ -38,9 +40,12 @@ class LogHyperparameters(Callback):
     def __init__(self, metric_prefixes: tuple[str, ...] | list[str] = ("val/", "train/", "test/")):
         self.metric_prefixes = tuple(metric_prefixes)
 
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        require(pl_module, Scheme, "the hyperparameters callback (callbacks.hparams)")
+
     @staticmethod
-    def _config(pl_module: LightningModule) -> dict:
-        return getattr(pl_module, "run_config", None) or {}
+    def _config(pl_module: Scheme) -> dict:
+        return pl_module.run_config or {}
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         config = self._config(pl_module)

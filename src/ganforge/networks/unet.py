@@ -14,7 +14,12 @@ import math
 import torch
 from torch import nn
 
-from ganforge.networks.translator_layers import TestTimeDropout, init_translator_weights, norm_layer, uses_bias
+from ganforge.networks.translator_layers import (
+    TestTimeDropout,
+    init_translator_weights,
+    norm_layer,
+    uses_bias,
+)
 
 
 class UNetLevel(nn.Module):
