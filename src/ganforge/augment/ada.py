@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ganforge.augment import ops
+from ganforge.config import check_value
 
 TRANSFORMS = ("xflip", "rotate90", "translation", "brightness", "contrast", "saturation")
 
@@ -48,15 +49,12 @@ class AdaptiveAugment(nn.Module):
         adaptive: bool = True,
     ):
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"ADA p must be in [0, 1]; got {p}")
-        if interval < 1 or speed_images <= 0:
-            raise ValueError("ADA interval must be >= 1 and speed_images > 0")
+        for key, value in (("target", target), ("speed_images", speed_images), ("interval", interval)):
+            check_value(f"model.augment.{key}", value)
+        check_value("model.augment.p", p)
+        check_value("model.augment.transforms", transforms)
         names = transforms.split(",") if isinstance(transforms, str) else transforms
         self.transforms = [t.strip() for t in names if t.strip()]
-        unknown = [t for t in self.transforms if t not in TRANSFORMS]
-        if unknown:
-            raise ValueError(f"unknown ADA transforms {unknown}; valid: {', '.join(TRANSFORMS)}")
         self.target, self.speed_images, self.interval, self.adaptive = (
             target,
             speed_images,

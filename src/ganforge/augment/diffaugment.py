@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ganforge.augment import ops
+from ganforge.config import check_value
 
 POLICIES = ("color", "translation", "cutout")
 
@@ -38,11 +39,9 @@ class DiffAugment(nn.Module):
         cutout_ratio: float = 0.5,
     ):
         super().__init__()
+        check_value("model.augment.policy", policy)
         names = policy.split(",") if isinstance(policy, str) else policy
         self.policy = [p.strip() for p in names if p.strip()]
-        unknown = [p for p in self.policy if p not in POLICIES]
-        if unknown:
-            raise ValueError(f"unknown DiffAugment policy {unknown}; valid: {', '.join(POLICIES)}")
         self.translation_ratio, self.cutout_ratio = translation_ratio, cutout_ratio
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ import torch
 from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset, TensorDataset
 
+from ganforge.config import check_value
 from ganforge.utils.seeding import run_seed
 
 
@@ -169,10 +170,8 @@ class GANDataModule(LightningDataModule):
         in_memory: bool = True,
     ):
         super().__init__()
-        if batch_size < 1:
-            raise ValueError(f"data.batch_size must be >= 1; got {batch_size}")
-        if not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"data.val_fraction must be in [0, 1); got {val_fraction}")
+        check_value("data.batch_size", batch_size)
+        check_value("data.val_fraction", val_fraction)
         self.img_size, self.channels, self.batch_size = img_size, channels, batch_size
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.val_fraction, self.split_seed, self.in_memory = val_fraction, split_seed, in_memory

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ganforge.config import ConfigError, check_value
 from ganforge.data.base import match_channels, resize_batch, split_indices, to_unit_range
 from ganforge.data.painterly import edge_map, painterly
 from ganforge.data.translation import (
@@ -186,8 +187,11 @@ class Digits2MNISTDataModule(TranslationDataModule):
 
     def __init__(self, val_fraction: float = 0.1, split_seed: int = 0, **kwargs):
         super().__init__(**kwargs)
-        if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"data.val_fraction must be in (0, 1); got {val_fraction}")
+        check_value("data.val_fraction", val_fraction)
+        if val_fraction == 0:
+            raise ConfigError(
+                f"data.val_fraction must be > 0 for {self.name}: both domains need held-out images"
+            )
         self.val_fraction, self.split_seed = val_fraction, split_seed
 
     def settings_id(self) -> str:

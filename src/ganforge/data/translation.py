@@ -23,7 +23,7 @@ import torch
 from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from ganforge.config import ConfigError
+from ganforge.config import ConfigError, check_value
 from ganforge.data.base import resize_batch, seeded_loader
 
 Item = tuple[torch.Tensor, int]  # (image (C, H, W) in [-1, 1], label or -1)
@@ -162,8 +162,7 @@ class TranslationDataModule(LightningDataModule):
         super().__init__()
         if load_size < img_size:
             raise ConfigError(f"data.load_size ({load_size}) must be >= data.img_size ({img_size})")
-        if batch_size < 1:
-            raise ValueError(f"data.batch_size must be >= 1; got {batch_size}")
+        check_value("data.batch_size", batch_size)
         self.img_size, self.load_size, self.channels, self.flip = img_size, load_size, channels, flip
         self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
         self.train_set: Dataset | None = None

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ganforge.config import check_value
+
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -43,10 +45,8 @@ class Penalty:
 
     def __post_init__(self) -> None:
         self.fn = plain_partial(self.fn)
-        if self.every < 1:
-            raise ValueError(f"penalty 'every' must be >= 1; got {self.every}")
-        if self.weight < 0:
-            raise ValueError(f"penalty weight must be >= 0; got {self.weight}")
+        check_value("loss.penalties.*.every", self.every)
+        check_value("loss.penalties.*.weight", self.weight)
 
 
 @dataclass
@@ -82,12 +82,8 @@ class GANObjective:
 
     def __post_init__(self) -> None:
         self.d_loss, self.g_loss = plain_partial(self.d_loss), plain_partial(self.g_loss)
-        if self.n_critic < 1:
-            raise ValueError(f"loss.n_critic must be >= 1; got {self.n_critic}")
-        if not 0.0 <= self.topk_gamma <= 1.0:
-            raise ValueError(f"loss.topk_gamma must be in [0, 1]; got {self.topk_gamma}")
-        if not 0.0 < self.topk_min_fraction <= 1.0:
-            raise ValueError(f"loss.topk_min_fraction must be in (0, 1]; got {self.topk_min_fraction}")
+        for key in ("n_critic", "aux_weight", "topk_gamma", "topk_min_fraction"):
+            check_value(f"loss.{key}", getattr(self, key))
         self.penalties = {name: p for name, p in (self.penalties or {}).items() if p is not None}
 
     def topk_count(self, n: int, epoch: int) -> int:

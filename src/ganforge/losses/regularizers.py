@@ -4,7 +4,8 @@ Every penalty has the signature ``penalty(discriminator, real, fake, labels=None
 fake_labels=None)`` so :class:`ganforge.losses.objective.Penalty` can hold any of them. The
 ``discriminator`` is any callable ``(images, labels) -> logits`` (the module passes D behind
 its augmentation, so a penalty differentiates through the augmentation to the clean images,
-as stylegan2-ada does). All gradients are per sample, so D must not use batch norm.
+as stylegan2-ada does). All gradients are per sample, so D must not use batch norm: each
+penalty says so with :func:`per_sample_gradients`, which the config check reads.
 
 References:
     gradient penalty: Gulrajani et al. 2017, "Improved Training of Wasserstein GANs".
@@ -22,6 +23,17 @@ import torch
 Critic = Callable[..., torch.Tensor]
 
 
+def per_sample_gradients(penalty: Callable) -> Callable:
+    """Mark ``penalty`` as one that differentiates D per sample.
+
+    Batch norm in D mixes the samples of a batch, so such a penalty would not see each sample's own
+    gradient: the config check (``ganforge.validation``) reads the mark on the function a penalty
+    config names and refuses ``model.discriminator.norm=batch`` beside it.
+    """
+    penalty.per_sample_gradients = True
+    return penalty
+
+
 def _logits(output) -> torch.Tensor:
     # An auxiliary-classifier D returns (logits, class_logits): penalties read the first.
     return output[0] if isinstance(output, tuple) else output
@@ -35,6 +47,7 @@ def _input_gradient(discriminator: Critic, x: torch.Tensor, labels: torch.Tensor
     return grad.flatten(1)
 
 
+@per_sample_gradients
 def gradient_penalty(
     discriminator: Critic,
     real: torch.Tensor,
@@ -60,6 +73,7 @@ def gradient_penalty(
     return (grad.norm(2, dim=1) - 1).pow(2).mean()
 
 
+@per_sample_gradients
 def r1_penalty(
     discriminator: Critic,
     real: torch.Tensor,
@@ -79,6 +93,7 @@ def r1_penalty(
     return _input_gradient(discriminator, real, labels).pow(2).sum(1).mean()
 
 
+@per_sample_gradients
 def r2_penalty(
     discriminator: Critic,
     real: torch.Tensor | None,
