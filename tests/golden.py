@@ -46,7 +46,12 @@ CASES: dict[str, list[str]] = {
     "r3gan": ["loss=r3gan", "model.discriminator.norm=layer"],
     "wgan_gp": ["loss=wgan_gp", "model.discriminator.norm=layer", "loss.n_critic=2"],
     "acgan": ["model=acgan", "data.img_size=32"],
-    "ada": ["augment=ada", "model.augment.p=0.5", "model.augment.interval=1", "model.augment.speed_images=2000"],
+    "ada": [
+        "augment=ada",
+        "model.augment.p=0.5",
+        "model.augment.interval=1",
+        "model.augment.speed_images=2000",
+    ],
     "topk": ["loss=hinge", "loss.topk_gamma=0.5", "loss.topk_min_fraction=0.5"],
     "pack2": ["model.discriminator.pack=2"],
     "cyclegan": ["experiment=cyclegan_digits2mnist", "data.batch_size=4", "callbacks.panels=null"],
@@ -121,7 +126,9 @@ def compare(expected: dict, actual: dict, atol: float = 1e-6, rtol: float = 1e-6
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--record", action="store_true", help="write the results into tests/data/golden.json")
     parser.add_argument("cases", nargs="*", help="cases to run (default: all)")
     args = parser.parse_args(argv)

@@ -71,14 +71,19 @@ def test_ada_probability_follows_the_overfitting_heuristic():
 
 def test_ada_p_moves_by_images_not_by_packed_logits():
     # A D with pack=4 returns 2 logits for 8 real images: p must move by the 8 images, as unpacked.
-    packed, plain = AdaptiveAugment(speed_images=100, interval=1), AdaptiveAugment(speed_images=100, interval=1)
+    packed, plain = (
+        AdaptiveAugment(speed_images=100, interval=1),
+        AdaptiveAugment(speed_images=100, interval=1),
+    )
     packed.update(torch.full((2,), 3.0), images=8)
     plain.update(torch.full((8,), 3.0), images=8)
     assert packed.p.item() == pytest.approx(0.08) == plain.p.item()
     # r_t stays the mean sign over D's outputs, whatever their number per image
     patch = AdaptiveAugment(speed_images=100, interval=1)
     patch.update(torch.tensor([[1.0, -1.0], [1.0, 1.0]]), images=2)
-    assert patch.rt.item() == pytest.approx(0.5) and patch.p.item() == pytest.approx(0.0)  # 0.5 < 0.6: clipped
+    assert patch.rt.item() == pytest.approx(0.5) and patch.p.item() == pytest.approx(
+        0.0
+    )  # 0.5 < 0.6: clipped
 
 
 def test_ada_state_survives_a_checkpoint_between_adjustments():
@@ -91,7 +96,9 @@ def test_ada_state_survives_a_checkpoint_between_adjustments():
         module.update(torch.full((4,), 1.0), images=4)
     assert restored.p.item() == pytest.approx(0.12) == ada.p.item()
     old = {k: v for k, v in ada.state_dict().items()}
-    old["_stats"] = torch.tensor([4.0, 4.0, 1.0], dtype=torch.float64)  # a checkpoint from before images counted
+    old["_stats"] = torch.tensor(
+        [4.0, 4.0, 1.0], dtype=torch.float64
+    )  # a checkpoint from before images counted
     legacy = AdaptiveAugment(speed_images=100, interval=2)
     legacy.load_state_dict(old)
     legacy.update(torch.full((4,), 1.0), images=4)

@@ -9,7 +9,7 @@ import pytest
 from hydra.utils import get_class, instantiate
 from omegaconf import open_dict
 
-from ganforge.config import precheck_overrides
+from ganforge.config import ConfigError, precheck_overrides
 from ganforge.train import build_loggers, build_module
 from tests.conftest import conf_options
 
@@ -45,6 +45,10 @@ def test_every_module_option_instantiates(tiny_cfg, group):
         cfg = tiny_cfg([f"{group}={option}"])
         if cfg.model._target_ != "ganforge.modules.gan.GANModule":
             continue  # other schemes have their own tests
+        if cfg.loss._target_.endswith("TranslationObjective"):
+            with pytest.raises(ConfigError, match="GAN models need a GAN loss .* model=cyclegan"):
+                build_module(cfg, None)
+            continue
         module = build_module(cfg, None)
         optimizers = module.configure_optimizers()
         assert optimizers, option

@@ -100,9 +100,10 @@ def test_cyclegan_trains_logs_label_accuracy_and_translates_from_its_checkpoint(
     ckpt = load_checkpoint(run / "checkpoints/last.ckpt")
     assert ckpt["ganforge"]["scheme"] == "cyclegan" and ckpt["ganforge"]["iteration"] == 2
     # the scheme merges its entries: the metrics callback's protocol and last values survive
-    assert ckpt["ganforge"]["metrics_protocol"]["protocol_id"] == json.loads(
-        (run / "metrics_protocol.json").read_text()
-    )["protocol_id"]
+    assert (
+        ckpt["ganforge"]["metrics_protocol"]["protocol_id"]
+        == json.loads((run / "metrics_protocol.json").read_text())["protocol_id"]
+    )
     assert ckpt["ganforge"]["metrics"]["val/fid"] == pytest.approx(logged["val/fid"])
 
     # translate a folder of odd sizes and modes: names and sizes kept, from the checkpoint alone
@@ -159,7 +160,9 @@ def test_pix2pix_dropout_stays_on_at_test_time_unless_switched_off(tiny_cfg):
     for at_eval in (True, False):
         # 64 px: the U-Net's dropout sits in the levels below the fifth
         sizes = ["data.photo_size=80", "data.img_size=64", "data.load_size=68"]
-        cfg = tiny_cfg(["experiment=pix2pix_edges2photos", *sizes, f"model.generator.dropout_at_eval={at_eval}"])
+        cfg = tiny_cfg(
+            ["experiment=pix2pix_edges2photos", *sizes, f"model.generator.dropout_at_eval={at_eval}"]
+        )
         datamodule = datamodule or instantiate(cfg.data)
         module = build_module(cfg, datamodule).eval()
         x = datamodule.held_out("A")[:2]
@@ -176,7 +179,10 @@ def test_instance_norm_affine_option_learns_scale_and_shift():
     from ganforge.networks.patchgan import PatchDiscriminator
     from ganforge.networks.unet import UNetGenerator
 
-    for make in (lambda a: UNetGenerator(3, 32, 4, norm_affine=a), lambda a: PatchDiscriminator(3, 4, norm_affine=a)):
+    for make in (
+        lambda a: UNetGenerator(3, 32, 4, norm_affine=a),
+        lambda a: PatchDiscriminator(3, 4, norm_affine=a),
+    ):
         plain, affine = make(False), make(True)
         norms = [m for m in affine.modules() if isinstance(m, torch.nn.InstanceNorm2d)]
         assert norms and all(m.affine for m in norms)

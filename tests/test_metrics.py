@@ -199,7 +199,9 @@ def test_metric_options_compose_and_domain_refuses_non_digit_data(tiny_cfg, tmp_
     cfg = tiny_cfg(["metrics=domain", "data=cifar10"])
     callback = instantiate(cfg.metrics, _convert_="all")
     # a stand-in for the training scheme: what the metrics callback reads (the Scheme protocol)
-    scheme = SimpleNamespace(iteration=0, g_steps=0, last_losses={}, run_config=None, metric_fakes=lambda *a: iter(()))
+    scheme = SimpleNamespace(
+        iteration=0, g_steps=0, last_losses={}, run_config=None, metric_fakes=lambda *a: iter(())
+    )
     trainer = SimpleNamespace(datamodule=instantiate(cfg.data))
     with pytest.raises(ConfigError, match="metrics=inception"):
         callback.setup(trainer, scheme, "fit")
@@ -207,7 +209,9 @@ def test_metric_options_compose_and_domain_refuses_non_digit_data(tiny_cfg, tmp_
     with pytest.raises(ConfigError, match="holds 2-D points .* use metrics=none"):
         callback.setup(trainer, scheme, "fit")
     with pytest.raises(ConfigError, match="needs Scheme .* lacks g_steps"):
-        callback.setup(trainer, SimpleNamespace(iteration=0, last_losses={}, run_config=None, metric_fakes=None), "fit")
+        callback.setup(
+            trainer, SimpleNamespace(iteration=0, last_losses={}, run_config=None, metric_fakes=None), "fit"
+        )
     # Offline without the Inception weights, the run stops before training and says where to put them.
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     cfg = tiny_cfg(["metrics=inception", "data=digits"])

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.errors import HydraException
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 # The value rules live in ganforge.validation; their entry points are part of this module's API.
@@ -56,12 +57,25 @@ def _valid_keys(overrides: list[str], key: str, config_name: str) -> list[str] |
 def precheck_overrides(argv: list[str], config_name: str = "train") -> str | None:
     """Compose the command line's overrides once; return an error message or ``None``.
 
-    Hydra's own messages list the options of a config group; for a key that does not exist
-    this adds the keys that do, which Hydra's message leaves out.
+    Messages are one line that ends with what to do: an unknown group option lists the options
+    (without Hydra's config search path); an unknown key lists the keys that exist there, which
+    Hydra's message leaves out.
     """
     if any(a in ("-m", "--multirun") or a.startswith("-") for a in argv):
         return None  # flags (help, multirun, --cfg...) are Hydra's to handle
-    overrides = [a for a in argv if "=" in a and not a.startswith("hydra")]
+    overrides = [a for a in argv if not a.startswith("hydra")]
+    parser = OverridesParser.create()
+    for override in overrides:  # one at a time: Hydra's grammar errors do not say which one
+        try:
+            parser.parse_overrides([override])
+        except OverrideParseException as err:
+            reason = "; ".join(
+                line for line in err.message.splitlines() if not line.startswith(("Error", "See"))
+            )
+            return (
+                f"cannot read the override '{override}' ({reason}); write key=value and quote a value "
+                "with special characters, e.g. 'callbacks.last_checkpoint.filename=\"{epoch}\"'"
+            )
     try:
         compose_config(overrides, config_name)
     except HydraException as err:
@@ -73,10 +87,28 @@ def precheck_overrides(argv: list[str], config_name: str = "train") -> str | Non
             if valid is not None:
                 where = key.rpartition(".")[0] or "the top level"
                 return f"Unknown config key '{key}'. Valid keys at {where}: {', '.join(valid)}"
-        return message
+        return _ending_with_the_fix(message)
     finally:
         GlobalHydra.instance().clear()
     return None
+
+
+def _ending_with_the_fix(message: str) -> str:
+    """A Hydra composition error without its config search path, ending with what to do."""
+    message = message.split("\nConfig search path:")[0].strip()
+    missing = re.search(r"Could not find '(.+)/([^/']+)'", message)
+    options = re.search(r"Available options in '[^']+':\n((?:\t.*\n?)+)", message)
+    if missing and options:
+        group, name = missing.groups()
+        choices = ", ".join(line.strip() for line in options.group(1).splitlines() if line.strip())
+        return f"{group}={name}: there is no conf/{group}/{name}.yaml; choose one of: {choices}"
+    twice = re.match(
+        r"(\S+) appears more than once in the final defaults list|Multiple values for ([^.\s]+)\.", message
+    )
+    if twice:
+        group = twice.group(1) or twice.group(2)
+        return f"+{group}=... adds a second {group}; to replace the default one, write {group}=<option> (without '+')"
+    return message
 
 
 def resolved_container(cfg: DictConfig) -> dict:

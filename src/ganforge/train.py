@@ -39,6 +39,7 @@ from ganforge.config import (
 from ganforge.data.transforms import ImageLoadError
 from ganforge.modules.contract import Scheme, require
 from ganforge.utils.checkpoint import AtomicCheckpointIO, CheckpointError, resolve_ckpt_path
+from ganforge.utils.instantiate import build
 
 # Errors that are the user's to fix: shown as one message, without a traceback.
 USER_ERRORS = (
@@ -91,7 +92,7 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
 
 def build_module(cfg: DictConfig, datamodule: pl.LightningDataModule | None) -> pl.LightningModule:
     """Instantiate the training scheme named by ``model._target_`` with its networks, loss and optimizers."""
-    module = instantiate(cfg.model, loss=cfg.loss, optimizer=cfg.optimizer, _convert_="all")
+    module = build(cfg.model, "model", loss=cfg.loss, optimizer=cfg.optimizer, _convert_="all")
     module.run_config = resolved_container(cfg)
     if datamodule is not None:
         check_compatible(module, datamodule)
@@ -125,7 +126,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if rank_zero_only.rank == 0:  # DDP relaunches this script once per extra process
         save_resolved(cfg, run_dir / "config.yaml")
 
-    datamodule = instantiate(cfg.data)
+    datamodule = build(cfg.data, "data")
     module = build_module(cfg, datamodule)
     callbacks = [instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node]
     callbacks += build_metric_callbacks(cfg.get("metrics"))  # fails here, before fit, without weights

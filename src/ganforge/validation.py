@@ -314,17 +314,6 @@ def _channel_problems(cfg: DictConfig) -> list[str]:
     return problems
 
 
-def _pack_problems(cfg: DictConfig) -> list[str]:
-    pack = OmegaConf.select(cfg, "model.discriminator.pack", default=None)
-    batch_size = OmegaConf.select(cfg, "data.batch_size", default=None)
-    if not _kind_ok(pack, int) or pack < 1 or not _kind_ok(batch_size, int) or batch_size % pack == 0:
-        return []  # a bad pack or batch size is reported by its rule
-    return [
-        f"data.batch_size = {batch_size} is not a multiple of model.discriminator.pack = {pack}: "
-        "D judges packs of that many samples"
-    ]
-
-
 def _precision_problems(cfg: DictConfig) -> list[str]:
     """fp16 mixed precision needs a CUDA GPU (Lightning would silently switch a CPU run to bf16)."""
     precision = str(OmegaConf.select(cfg, "trainer.precision", default=""))
@@ -366,7 +355,6 @@ def validate_config(cfg: DictConfig) -> None:
             _channel_problems,
             _penalty_problems,
             _precision_problems,
-            _pack_problems,
             _model_argument_problems,
             _augment_problems,
         ):

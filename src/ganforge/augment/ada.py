@@ -4,7 +4,7 @@ Networks with Limited Data", stylegan2-ada).
 Every image D sees (real and generated, in D's and G's steps) passes through a pipeline
 whose transforms each fire with probability ``p``, independently per image and per transform.
 ``p`` follows the overfitting heuristic ``r_t = E[sign(D(x_real))]``: every ``interval``
-batches, ``p += sign(r_t - target) * images_seen / speed_images``, clipped to [0, 1], so it
+batches, ``p += sign(r_t - target) * real_images_seen / speed_images``, clipped to [0, 1], so it
 can go from 0 to 1 in ``speed_images`` images (500k in the paper) and settles where
 ``r_t`` is near ``target`` (0.6). ``p`` is a buffer, so it is saved in every checkpoint.
 
@@ -63,27 +63,50 @@ class AdaptiveAugment(nn.Module):
         )
         self.register_buffer("p", torch.tensor(float(p)))
         self.register_buffer("rt", torch.tensor(0.0))  # the last r_t, for logging
-        # Running sums since the last adjustment: sum of sign(D(real)), images, batches.
-        self.register_buffer("_stats", torch.zeros(3, dtype=torch.float64))
+        # Running sums since the last adjustment, on the device (no host sync per step):
+        # sum of sign(D(real)), logits, batches, real images.
+        self.register_buffer("_stats", torch.zeros(4, dtype=torch.float64))
+        self._batches = 0  # host copy of _stats[2]: whether p is due needs no device read
+
+    def after_d_step(self, real_logits: torch.Tensor, images: int) -> dict[str, torch.Tensor]:
+        """The GAN scheme's hook after each D step: update ``p`` from D's logits on the ``images``
+        real images of the step; returns the values to log."""
+        self.update(real_logits, images)
+        return {"train/ada_p": self.p.clone(), "train/ada_rt": self.rt.clone()}
 
     @torch.no_grad()
-    def update(self, real_logits: torch.Tensor) -> None:
-        """Record D's logits on (augmented) reals; adjust ``p`` every ``interval`` batches."""
+    def update(self, real_logits: torch.Tensor, images: int | None = None) -> None:
+        """Record D's logits on ``images`` (augmented) real images; adjust ``p`` every ``interval`` batches.
+
+        ``r_t`` is the mean sign over D's outputs (one per image, per pack of a packed D or per patch
+        of a PatchGAN); ``p`` moves by the number of real *images* seen, as stylegan2-ada's
+        ``batch_size * ada_interval / (ada_kimg * 1000)`` does, so a packed D does not slow it down.
+        ``images`` defaults to one per logit.
+        """
         if not self.adaptive:
             return
-        self._stats += torch.tensor(
-            [real_logits.sign().sum().item(), real_logits.numel(), 1.0],
-            dtype=torch.float64,
-            device=self._stats.device,
+        images = real_logits.numel() if images is None else images
+        signs = real_logits.detach().sign().sum().to(torch.float64)
+        counts = torch.tensor(
+            [real_logits.numel(), 1.0, images], dtype=torch.float64, device=self._stats.device
         )
-        if self._stats[2] < self.interval:
+        self._stats += torch.cat([signs.reshape(1).to(self._stats.device), counts])
+        self._batches += 1
+        if self._batches < self.interval:
             return
-        self.rt.fill_(float(self._stats[0] / self._stats[1]))
-        step = math.copysign(1.0, float(self.rt) - self.target) * float(self._stats[1]) / self.speed_images
-        if float(self.rt) == self.target:
-            step = 0.0
-        self.p.copy_((self.p + step).clamp(0.0, 1.0))
+        signs, logits, _, seen = self._stats.tolist()
+        self.rt.fill_(signs / logits)
+        step = 0.0 if signs / logits == self.target else math.copysign(1.0, signs / logits - self.target)
+        self.p.copy_((self.p + step * seen / self.speed_images).clamp(0.0, 1.0))
         self._stats.zero_()
+        self._batches = 0
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        stats = state_dict.get(prefix + "_stats")
+        if stats is not None and stats.numel() == 3:  # checkpoints from before images were counted
+            state_dict[prefix + "_stats"] = torch.cat([stats, stats[1:2]])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._batches = int(self._stats[2])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p = float(self.p)
@@ -111,7 +134,8 @@ class AdaptiveAugment(nn.Module):
             elif name == "brightness":
                 x = ops.adjust_brightness(x, torch.randn(n, device=dev) * 0.2 * on)
             elif name == "contrast":
-                x = ops.adjust_contrast(x, torch.where(on, torch.exp2(torch.randn(n, device=dev) * 0.5), 1.0))
+                # a 3-D scale of the colour vector about 0 (mid-grey), as stylegan2-ada's colour transform
+                x = ops.scale_colours(x, torch.where(on, torch.exp2(torch.randn(n, device=dev) * 0.5), 1.0))
             elif name == "saturation":
                 x = ops.adjust_saturation(x, torch.where(on, torch.exp2(torch.randn(n, device=dev)), 1.0))
         return x

@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 
@@ -26,6 +24,7 @@ from ganforge.metrics.cache import RealStatistics
 from ganforge.metrics.evaluator import MetricEvaluator
 from ganforge.metrics.protocol import PROTOCOL_FILE, flat_protocol, write_json_atomic
 from ganforge.modules.contract import MetricData, Scheme, require
+from ganforge.utils.instantiate import build
 
 log = logging.getLogger("ganforge")
 
@@ -156,13 +155,7 @@ def build_metric_callbacks(node: Any) -> list[Callback]:
     """
     if not node or "_target_" not in node:
         return []  # metrics=none (an experiment's metrics.* settings then have nothing to configure)
-    try:
-        quality = instantiate(node, _convert_="all")
-    except InstantiationException as err:
-        cause = err.__cause__ or err
-        if type(cause) is ValueError:  # a bad metrics.* value: one message, no traceback
-            raise ConfigError(f"metrics: {cause}") from None
-        raise cause from None
+    quality = build(node, "metrics", _convert_="all")
     return [quality, *quality.checkpoint_callbacks()]
 
 

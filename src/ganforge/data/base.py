@@ -152,6 +152,11 @@ class GANDataModule(LightningDataModule):
         val_fraction: share of the data held out for validation and metrics.
         split_seed: seed of the train/validation split, independent of the run seed.
         in_memory: load the whole dataset into tensors once (fast for small data).
+
+    Attributes:
+        pack: samples per item of a training batch; the train loader yields ``batch_size * pack``
+            images. A packed discriminator sets it (PacGAN's meaning: a D step judges
+            ``batch_size`` packs of ``pack`` real and as many generated samples).
     """
 
     name = "base"
@@ -175,6 +180,7 @@ class GANDataModule(LightningDataModule):
         self.img_size, self.channels, self.batch_size = img_size, channels, batch_size
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.val_fraction, self.split_seed, self.in_memory = val_fraction, split_seed, in_memory
+        self.pack = 1
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
 
@@ -204,11 +210,16 @@ class GANDataModule(LightningDataModule):
         else:
             self.train_set, self.val_set = full, val
 
-    def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool) -> DataLoader:
-        return seeded_loader(dataset, self.batch_size, shuffle, drop_last, self.num_workers, self.pin_memory)
+    def _loader(
+        self, dataset: Dataset, shuffle: bool, drop_last: bool, batch_size: int | None = None
+    ) -> DataLoader:
+        batch_size = batch_size or self.batch_size
+        return seeded_loader(dataset, batch_size, shuffle, drop_last, self.num_workers, self.pin_memory)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True, drop_last=True)
+        return self._loader(
+            self.train_set, shuffle=True, drop_last=True, batch_size=self.batch_size * self.pack
+        )
 
     # -- metrics contract ----------------------------------------------------------
     @property

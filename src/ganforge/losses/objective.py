@@ -37,11 +37,18 @@ class Penalty:
         weight: multiplier of the penalty.
         every: apply on every k-th D step only (lazy regularization, Karras et al. 2020);
             the weight is then multiplied by k so the expected gradient is unchanged.
+        schedule: ``schedule(weight, progress) -> weight`` over training (e.g. R3GAN's cosine decay
+            of gamma, :func:`ganforge.losses.schedules.cosine_decay`); ``None`` keeps ``weight``.
     """
 
     fn: Callable[..., torch.Tensor]
     weight: float = 1.0
     every: int = 1
+    schedule: Callable[[float, float], float] | None = None
+
+    def weight_at(self, progress: float) -> float:
+        """The weight at ``progress`` (share of training done, 0 to 1): ``weight`` without a schedule."""
+        return self.weight if self.schedule is None else self.schedule(self.weight, progress)
 
     def __post_init__(self) -> None:
         self.fn = plain_partial(self.fn)
@@ -61,7 +68,9 @@ class GANObjective:
         threshold: logit above which D calls an image real, for the accuracy diagnostics;
             ``None`` uses the midpoint of the batch's mean real and fake logits
             (critics with no fixed decision boundary, such as WGAN's).
-        penalties: named :class:`Penalty` objects added to the D loss.
+        penalties: named :class:`Penalty` objects added to the D loss (phase ``D reg``).
+        g_penalties: named :class:`Penalty` objects added to the G loss (phase ``G reg``); their
+            function is called as ``fn(generator, z, labels)``.
         aux_weight: weight of the auxiliary classification loss (ACGAN), added to both
             losses when the discriminator returns class logits beside its real/fake logit.
         topk_gamma: top-k training (Sinha et al. 2020): G's loss keeps only the ``k`` generated
@@ -76,6 +85,7 @@ class GANObjective:
     g_needs_real: bool = False
     threshold: float | None = 0.0
     penalties: Mapping[str, Penalty] = field(default_factory=dict)
+    g_penalties: Mapping[str, Penalty] = field(default_factory=dict)
     aux_weight: float = 1.0
     topk_gamma: float = 1.0
     topk_min_fraction: float = 0.5
@@ -85,6 +95,7 @@ class GANObjective:
         for key in ("n_critic", "aux_weight", "topk_gamma", "topk_min_fraction"):
             check_value(f"loss.{key}", getattr(self, key))
         self.penalties = {name: p for name, p in (self.penalties or {}).items() if p is not None}
+        self.g_penalties = {name: p for name, p in (self.g_penalties or {}).items() if p is not None}
 
     def topk_count(self, n: int, epoch: int) -> int:
         """How many of ``n`` generated samples (D outputs) G's loss keeps at ``epoch``."""

@@ -98,4 +98,6 @@ class CycleGANModule(TranslationScheme):
         return logs, real_a.shape[0]
 
     def validate_more(self, real_a: torch.Tensor, fake_b: torch.Tensor) -> None:
-        self.log("val/cycle_a", cycle_loss(real_a, self.translate(fake_b, "BtoA")), batch_size=real_a.shape[0])
+        self.log(
+            "val/cycle_a", cycle_loss(real_a, self.translate(fake_b, "BtoA")), batch_size=real_a.shape[0]
+        )

@@ -75,6 +75,11 @@ class GANModule(TrainingScheme):
         reuse_fake: bool = False,
     ):
         super().__init__(optimizer, max_iters=max_iters, grad_clip=grad_clip)
+        if not isinstance(loss, GANObjective):
+            raise ConfigError(
+                f"GAN models need a GAN loss (loss=ns, hinge, lsgan, minimax, wgan_gp or r3gan); got "
+                f"{type(loss).__name__}, which trains model=cyclegan or model=pix2pix"
+            )
         if not 0.0 <= ema_decay < 1.0:  # PENDING: check_value("model.ema_decay", ema_decay)
             raise ValueError(f"model.ema_decay must be in [0, 1); got {ema_decay}")
         self.generator, self.discriminator, self.objective = generator, discriminator, loss
@@ -141,7 +146,9 @@ class GANModule(TrainingScheme):
                 "use an unconditional model or labeled data (e.g. data.class_subfolders=true for image_folder)"
             )
         if available != self.num_classes:
-            raise ConfigError(f"model.num_classes={self.num_classes} but data '{name}' has {available} classes")
+            raise ConfigError(
+                f"model.num_classes={self.num_classes} but data '{name}' has {available} classes"
+            )
 
     def configure_optimizers(self):
         trainer = self._trainer  # None when called outside a fit

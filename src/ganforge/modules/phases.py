@@ -116,7 +116,9 @@ class DiscriminatorPenalty(Phase):
 
     def loss(self, module: GANModule, batch: IterationBatch) -> torch.Tensor:
         p = self.penalty
-        value = p.fn(module.penalty_critic, batch.real, batch.fake, labels=batch.labels, fake_labels=batch.fake_labels)
+        value = p.fn(
+            module.penalty_critic, batch.real, batch.fake, labels=batch.labels, fake_labels=batch.fake_labels
+        )
         batch.logs[f"train/{self.key}"] = value.detach()
         return p.weight_at(module.progress()) * p.every * value
 

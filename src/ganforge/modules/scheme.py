@@ -45,7 +45,9 @@ class TrainingScheme(LightningModule):
 
     scheme: ClassVar[str] = "scheme"  # the name checkpoints record
 
-    def __init__(self, optimizer: Mapping[str, Any], max_iters: int | None = None, grad_clip: float | None = None):
+    def __init__(
+        self, optimizer: Mapping[str, Any], max_iters: int | None = None, grad_clip: float | None = None
+    ):
         super().__init__()
         self.automatic_optimization = False
         self.optimizer_cfg = dict(optimizer)

@@ -67,7 +67,9 @@ class TranslationScheme(TrainingScheme):
     def translator(self, direction: str) -> nn.Module:
         """The generator of ``direction``."""
         if direction not in self.directions:
-            raise ValueError(f"{self.scheme} translates {' and '.join(self.directions)} only; got {direction!r}")
+            raise ValueError(
+                f"{self.scheme} translates {' and '.join(self.directions)} only; got {direction!r}"
+            )
         return self.generator
 
     # ----------------------------------------------------------------- data checks
@@ -83,7 +85,10 @@ class TranslationScheme(TrainingScheme):
                 f"model={self.scheme} needs a translation loss (loss=cyclegan or loss=pix2pix); "
                 f"got {type(self.objective).__name__}"
             )
-        if any(bool(getattr(net, "conditional", False)) != self.conditional_discriminator for net in self.discriminators()):
+        if any(
+            bool(getattr(net, "conditional", False)) != self.conditional_discriminator
+            for net in self.discriminators()
+        ):
             raise ConfigError(
                 f"{self.scheme} needs discriminators with model.discriminator.conditional="
                 f"{str(self.conditional_discriminator).lower()}"

@@ -75,7 +75,10 @@ class ResnetTranslator(nn.Module):
         ]
         ch = width
         for _ in range(2):
-            layers += [nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1, bias=bias), norm_layer(norm, ch * 2, norm_affine)]
+            layers += [
+                nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1, bias=bias),
+                norm_layer(norm, ch * 2, norm_affine),
+            ]
             layers += [nn.ReLU(True)]
             ch *= 2
         layers += [ResidualBlock(ch, norm, dropout, norm_affine) for _ in range(n_blocks)]

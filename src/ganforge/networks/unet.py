@@ -45,7 +45,9 @@ class UNetLevel(nn.Module):
         down_in = channels_in or outer
         down = [nn.Conv2d(down_in, inner, 4, stride=2, padding=1, bias=bias)]
         if not outermost:
-            down = [nn.LeakyReLU(0.2, True), *down] + ([] if innermost else [norm_layer(norm, inner, norm_affine)])
+            down = [nn.LeakyReLU(0.2, True), *down] + (
+                [] if innermost else [norm_layer(norm, inner, norm_affine)]
+            )
         up_in = inner if innermost else inner * 2
         if outermost:
             up = [nn.ReLU(True), nn.ConvTranspose2d(up_in, channels_out or outer, 4, 2, 1), nn.Tanh()]
@@ -103,7 +105,14 @@ class UNetGenerator(nn.Module):
         for mult in (4, 2, 1):
             level = UNetLevel(width * mult, width * mult * 2, level, norm, **opts)
         self.model = UNetLevel(
-            width, width, level, norm, True, channels_in=channels, channels_out=channels_out or channels, **opts
+            width,
+            width,
+            level,
+            norm,
+            True,
+            channels_in=channels,
+            channels_out=channels_out or channels,
+            **opts,
         )
         init_translator_weights(self)
 
