@@ -154,13 +154,7 @@ def test_switches_that_cannot_apply_are_named():
 # over both schemes and every kind of network; compile on the MLP, where graph capture takes seconds.
 TRAIN_CASES = {
     "mlp-compile-reuse-fake": ["model=mlp", "data=ring8", "model.compile=aot_eager", "model.reuse_fake=true"],
-    "acgan-diffaugment-clip": [
-        "model=acgan",
-        "data.img_size=16",
-        "augment=diffaugment",
-        "model.channels_last=false",
-        "model.grad_clip=1.0",
-    ],
+    "acgan-diffaugment-clip": "model=acgan data.img_size=16 augment=diffaugment model.channels_last=false model.grad_clip=1.0".split(),
     "sngan_cond-ada-reuse-fake-ema": [
         "model=sngan_cond",
         "data=digits",

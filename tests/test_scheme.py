@@ -37,14 +37,9 @@ def test_a_new_scheme_is_one_module_and_one_yaml_and_trains_with_every_default_c
         cfg.callbacks.progress_bar = OmegaConf.create(
             {"_target_": "pytorch_lightning.callbacks.RichProgressBar"}
         )
-    assert set(cfg.callbacks) >= {
-        "last_checkpoint",
-        "samples",
-        "modes",
-        "progress_bar",
-        "divergence",
-        "hparams",
-    }
+    assert {"last_checkpoint", "samples", "modes", "progress_bar", "divergence", "hparams"} <= set(
+        cfg.callbacks
+    )
     metrics = train(cfg)
     run = Path(cfg.paths.output_dir)
     assert torch.isfinite(torch.tensor(metrics["train/d_loss"])) and "val/fid" in metrics

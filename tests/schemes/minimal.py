@@ -9,11 +9,9 @@ grids, mode metrics, divergence guard, hyperparameters) and the quality metrics 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
 
 import torch
-from torch import nn
 
 from ganforge.losses.objective import GANObjective
 from ganforge.modules.scheme import TrainingScheme
@@ -27,13 +25,7 @@ class MinimalGANScheme(TrainingScheme):
     scheme = "minimal_gan"
 
     def __init__(
-        self,
-        generator: nn.Module,
-        discriminator: nn.Module,
-        loss: GANObjective,
-        optimizer: Mapping[str, Any],
-        latent_dim: int = 16,
-        max_iters: int | None = None,
+        self, generator, discriminator, loss: GANObjective, optimizer, latent_dim=16, max_iters=None
     ):
         super().__init__(optimizer, max_iters=max_iters)
         self.generator, self.discriminator, self.objective = generator, discriminator, loss

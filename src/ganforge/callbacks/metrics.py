@@ -95,16 +95,12 @@ class QualityMetrics(Callback):
         if not self._due(trainer) or self.real is None:
             return
         ev, start = self.evaluator, time.perf_counter()
+        rank, world_size = trainer.global_rank, trainer.world_size
         fakes = pl_module.metric_fakes(
-            ev.n_fake,
-            ev.batch_size,
-            ev.seed,
-            rank=trainer.global_rank,
-            world_size=trainer.world_size,
-            datamodule=trainer.datamodule,
+            ev.n_fake, ev.batch_size, ev.seed, rank, world_size, trainer.datamodule
         )
         try:
-            self.last = ev.evaluate(fakes, self.real, rank=trainer.global_rank, world_size=trainer.world_size)
+            self.last = ev.evaluate(fakes, self.real, rank=rank, world_size=world_size)
         except (RuntimeError, ValueError) as err:  # e.g. a diverged G's NaN images: keep the run's files
             log.warning("epoch %d: metrics could not be computed (%s)", trainer.current_epoch, err)
             return

@@ -82,20 +82,13 @@ def aux_class_loss(class_logits: torch.Tensor, labels: torch.Tensor) -> torch.Te
 
 
 def topk_select(
-    k: int,
-    fake_logits: torch.Tensor,
-    real_logits: torch.Tensor | None = None,
-    fake_classes: torch.Tensor | None = None,
-    labels: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    k: int, fake_logits: torch.Tensor, *rows: torch.Tensor | None
+) -> tuple[torch.Tensor | None, ...]:
     """Top-k training (Sinha et al. 2020): keep the ``k`` generated samples D rates most real.
 
-    Rows are ranked by D's mean logit (a PatchGAN or packed D gives several per row); the real
-    logits of the same rows (relativistic pairing), the class logits and labels (ACGAN) follow.
+    Rows are ranked by D's mean logit (a PatchGAN or packed D gives several per row); ``rows``
+    (the real logits of the same pairs for the relativistic pairing, ACGAN's class logits and
+    labels; ``None`` where absent) follow the same selection. Returns ``fake_logits`` and ``rows``.
     """
     keep = fake_logits.detach().reshape(len(fake_logits), -1).mean(1).topk(k).indices
-
-    def pick(t: torch.Tensor | None) -> torch.Tensor | None:
-        return t[keep] if t is not None else None
-
-    return fake_logits[keep], pick(real_logits), pick(fake_classes), pick(labels)
+    return fake_logits[keep], *(row[keep] if row is not None else None for row in rows)
