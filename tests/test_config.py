@@ -101,3 +101,10 @@ def test_cli_rejects_typo_before_training(tmp_path):
     assert proc.returncode == 2
     assert "Valid keys at model.generator" in proc.stderr and "width" in proc.stderr
     assert not any(tmp_path.iterdir())  # nothing was trained or written
+
+
+def test_a_bad_callback_or_logger_value_is_one_message_naming_the_node(tiny_cfg):
+    from ganforge.train import train
+
+    with pytest.raises(ConfigError, match="callbacks.divergence: divergence check_every must be >= 1; got 0"):
+        train(tiny_cfg(["callbacks.divergence.check_every=0"]))

@@ -84,7 +84,7 @@ drop_nvml_cuda_check_without_nvml()
 
 def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
     """The configured loggers, plus the CSV logger that writes ``metrics.csv`` if none is configured."""
-    loggers = [instantiate(node) for node in (cfg.get("logger") or {}).values() if node]
+    loggers = [build(node, f"logger.{name}") for name, node in (cfg.get("logger") or {}).items() if node]
     if not any(isinstance(lg, CSVLogger) for lg in loggers):
         loggers.insert(0, CSVLogger(save_dir=str(run_dir), name="", version=""))
     return loggers
@@ -128,7 +128,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     datamodule = build(cfg.data, "data")
     module = build_module(cfg, datamodule)
-    callbacks = [instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node]
+    callbacks = [
+        build(node, f"callbacks.{name}") for name, node in (cfg.get("callbacks") or {}).items() if node
+    ]
     callbacks += build_metric_callbacks(cfg.get("metrics"))  # fails here, before fit, without weights
     extra = {}
     # `~callbacks.progress_bar` means no bar, not Lightning's default one.
