@@ -11,6 +11,7 @@ import yaml
 from hydra.errors import HydraException
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from ganforge.config import ConfigError, check_value, compose_config, precheck_overrides, validate_config
 from ganforge.train import train
@@ -220,12 +221,19 @@ def test_constructors_refuse_with_the_rule_wording():
     from ganforge.losses.adversarial import d_loss_bce, g_loss_nonsaturating
     from ganforge.losses.objective import GANObjective, Penalty
     from ganforge.losses.regularizers import r1_penalty
+    from ganforge.modules.gan import GANModule
 
+    objective = GANObjective(d_loss_bce, g_loss_nonsaturating)
     cases = [
         (lambda: GANObjective(d_loss_bce, g_loss_nonsaturating, n_critic=0), "loss.n_critic", 0),
         (lambda: MNIST5kDataModule(batch_size=0), "data.batch_size", 0),
         (lambda: AdaptiveAugment(p=2.0), "model.augment.p", 2.0),
         (lambda: Penalty(r1_penalty, weight=-1.0), "loss.penalties.*.weight", -1.0),
+        (
+            lambda: GANModule(nn.Linear(1, 1), nn.Linear(1, 1), objective, {}, ema_decay=1.0),
+            "model.ema_decay",
+            1.0,
+        ),
     ]
     for build, key, value in cases:
         with pytest.raises(ConfigError) as info:

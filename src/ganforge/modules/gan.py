@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganforge.config import ConfigError
+from ganforge.config import ConfigError, check_value
 from ganforge.losses.objective import GANObjective
 from ganforge.modules.ema import ema_beta, ema_update
 from ganforge.modules.phases import DISCRIMINATOR, GENERATOR, IterationBatch, build_phases
@@ -80,8 +80,7 @@ class GANModule(TrainingScheme):
                 f"GAN models need a GAN loss (loss=ns, hinge, lsgan, minimax, wgan_gp or r3gan); got "
                 f"{type(loss).__name__}, which trains model=cyclegan or model=pix2pix"
             )
-        if not 0.0 <= ema_decay < 1.0:  # PENDING: check_value("model.ema_decay", ema_decay)
-            raise ValueError(f"model.ema_decay must be in [0, 1); got {ema_decay}")
+        check_value("model.ema_decay", ema_decay)
         self.generator, self.discriminator, self.objective = generator, discriminator, loss
         self.generator_ema = copy.deepcopy(generator).eval().requires_grad_(False)
         self.augment = augment
