@@ -9,10 +9,20 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from tests.golden import CASES, GOLDEN_FILE, compare, run_case
 
+# The values were recorded with torch's vectorized x86 CPU kernels, and AVX2 and AVX512 give the same
+# values (checked with ATEN_CPU_CAPABILITY=avx2); the unvectorized fallback (ATEN_CPU_CAPABILITY=default,
+# or another architecture) draws other float32 random numbers for weights and noise.
+RECORDED_KERNELS = ("AVX2", "AVX512")
 
+
+@pytest.mark.skipif(
+    torch.backends.cpu.get_cpu_capability() not in RECORDED_KERNELS,
+    reason="trajectories recorded with x86 AVX2/AVX512 CPU kernels; this CPU draws other random numbers",
+)
 @pytest.mark.parametrize("name", list(CASES))
 def test_twenty_iterations_match_the_recorded_trajectory(tmp_path, name):
     expected = json.loads(GOLDEN_FILE.read_text())[name]
