@@ -15,6 +15,7 @@ from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset, TensorDataset
 
 from ganforge.config import check_value
+from ganforge.utils.colour import rgb_to_grey
 from ganforge.utils.seeding import run_seed
 
 
@@ -40,8 +41,7 @@ def match_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
     if c == 1:
         return images.expand(-1, channels, -1, -1).contiguous()
     if c == 3 and channels == 1:
-        weights = torch.tensor([0.299, 0.587, 0.114], dtype=images.dtype).view(1, 3, 1, 1)
-        return (images * weights).sum(1, keepdim=True)
+        return rgb_to_grey(images)
     raise ValueError(f"cannot convert {c}-channel images to {channels} channels")
 
 

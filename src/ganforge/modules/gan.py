@@ -201,16 +201,6 @@ class GANModule(TrainingScheme):
         """Whether this iteration takes a generator step (every ``n_critic``-th)."""
         return (self.iteration + 1) % self.objective.n_critic == 0
 
-    def progress(self) -> float:
-        """Share of training done, in [0, 1]: over ``max_iters``, else over ``max_epochs``' batches."""
-        total = self.max_iters
-        trainer = self._trainer
-        if total is None and trainer is not None and (trainer.max_epochs or -1) > 0:
-            total = trainer.max_epochs * trainer.num_training_batches
-        if not total or total == float("inf"):
-            return 0.0
-        return min(1.0, self.iteration / total)
-
     def start_iteration(self, real: torch.Tensor, labels: torch.Tensor | None) -> IterationBatch:
         """The generated batch D judges this iteration (kept attached to G when ``G main`` reuses it)."""
         n = real.shape[0]

@@ -95,6 +95,17 @@ class TrainingScheme(LightningModule):
             self.trainer.should_stop = True
         self.log_step(logs, n, batch_idx)
 
+    def progress(self) -> float:
+        """Share of training done, in [0, 1]: over ``max_iters``, else over ``max_epochs``' batches
+        (what loss-weight schedules read); 0 when neither bounds the run."""
+        total = self.max_iters
+        trainer = self._trainer
+        if total is None and trainer is not None and (trainer.max_epochs or -1) > 0:
+            total = trainer.max_epochs * trainer.num_training_batches
+        if not total or total == float("inf"):
+            return 0.0
+        return min(1.0, self.iteration / total)
+
     def is_logging_step(self, batch_idx: int) -> bool:
         """Whether the loggers write this iteration: every ``trainer.log_every_n_steps`` iterations,
         at an epoch's last batch (the run's final values) and when training is about to stop."""

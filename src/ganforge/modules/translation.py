@@ -140,11 +140,12 @@ class TranslationScheme(TrainingScheme):
         was_training = self.training
         self.eval()
         devices = [self.device] if self.device.type == "cuda" else []
+        random_at_eval = self.random_at_eval()
         try:
             with torch.random.fork_rng(devices=devices):
                 for start in range(0, len(indices), batch_size):
                     chunk = indices[start : start + batch_size]
-                    if not self.random_at_eval():
+                    if not random_at_eval:
                         yield self.translate(images[chunk % len(images)])
                         continue
                     outputs = []
