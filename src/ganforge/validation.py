@@ -6,8 +6,8 @@ before anything is built and reports every problem at once; a constructor checks
 with ``check_value("loss.n_critic", n_critic)``, so a class built without a config (a test, a
 notebook) refuses the same values in the same words. Names that a module implements (D's
 conditionings, the augmentation ops) are read from that module when a rule first needs them, so a
-new op is added in one place. Checks that relate several keys (channels of model and data, packs
-and batch size, gradient penalties and batch norm, the arguments the model class takes) follow the
+new op is added in one place. Checks that relate several keys (channels of model and data,
+gradient penalties and batch norm, the arguments the model class takes) follow the
 table. ``ganforge.config`` re-exports :class:`ConfigError`, :func:`check_value` and
 :func:`validate_config`.
 """
