@@ -1,4 +1,4 @@
-"""``ganforge-translate``: translate images with a CycleGAN or pix2pix checkpoint alone.
+"""``ganforge-translate``: translate images with a CycleGAN, pix2pix or CUT/FastCUT checkpoint alone.
 
 Usage:
     ganforge-translate ckpt=outputs/cyclegan_photo2painting/<run>/checkpoints/last.ckpt \\
@@ -32,7 +32,7 @@ from ganforge.utils.images import save_png, to_uint8
 USAGE = "usage: ganforge-translate ckpt=<path> input=<folder or file> out=<folder> [direction=AtoB|BtoA] [resize=false]"
 DEFAULTS = {"ckpt": None, "input": None, "out": None, "direction": "AtoB", "resize": False}
 PREFIXES = {"AtoB": "generator", "BtoA": "generator_ba"}
-TRANSLATION_SCHEMES = ("cyclegan", "pix2pix")  # the schemes whose checkpoints hold translators
+TRANSLATION_SCHEMES = ("cyclegan", "pix2pix", "cut")  # the schemes whose checkpoints hold translators
 
 
 def parse_args(argv: list[str]) -> dict:
@@ -51,7 +51,7 @@ def load_translator(ckpt_path: str | Path, direction: str = "AtoB") -> tuple[tor
 
     Raises:
         CheckpointError: the file is missing, truncated, foreign, or not an image-to-image
-            checkpoint; or it has no generator for ``direction`` (pix2pix: AtoB only).
+            checkpoint; or it has no generator for ``direction`` (pix2pix, CUT: AtoB only).
     """
     ckpt = load_checkpoint(ckpt_path)
     scheme = ckpt["ganforge"].get("scheme", "unknown")
@@ -59,7 +59,7 @@ def load_translator(ckpt_path: str | Path, direction: str = "AtoB") -> tuple[tor
         scheme = ((ckpt["ganforge"].get("config") or {}).get("model") or {}).get("mode", scheme)
     if scheme not in TRANSLATION_SCHEMES:
         raise CheckpointError(
-            f"{ckpt_path} is a '{scheme}' checkpoint, not an image-to-image one (CycleGAN / pix2pix); "
+            f"{ckpt_path} is a '{scheme}' checkpoint, not an image-to-image one (CycleGAN / pix2pix / CUT); "
             "use ganforge-generate for GAN checkpoints"
         )
     if direction == "BtoA" and scheme != "cyclegan":
