@@ -36,6 +36,7 @@ NOT_TRAINING_KEYS = (
     "callbacks.hparams",
     "callbacks.samples",
     "callbacks.last_checkpoint",
+    "callbacks.run_stats",
 )
 SKIP_DIRS = {".hydra", "checkpoints", "samples", "tensorboard", "wandb", "plots", ".submitit"}
 

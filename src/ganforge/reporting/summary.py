@@ -30,6 +30,8 @@ NOT_HYPERPARAMETERS = (
     "paths.",
     "hydra.",
     "callbacks.progress_bar",
+    "callbacks.run_stats",
+    "callbacks.run_stats.",
     "trainer.enable_progress_bar",
     "trainer.enable_model_summary",
 )
