@@ -54,7 +54,12 @@ CASES: dict[str, list[str]] = {
     ],
     "topk": ["loss=hinge", "loss.topk_gamma=0.5", "loss.topk_min_fraction=0.5"],
     "pack2": ["model.discriminator.pack=2"],
-    "cyclegan": ["experiment=cyclegan_digits2mnist", "data.batch_size=4", "callbacks.panels=null"],
+    "cyclegan": [
+        "experiment=cyclegan_digits2mnist",
+        "data.batch_size=4",
+        "callbacks.panels=null",
+        *("data.frame=stretch", "data.img_size=32", "data.load_size=32"),  # the data it was recorded on
+    ],
     "pix2pix": ["experiment=pix2pix_edges2photos", "data.batch_size=1", "callbacks.panels=null", *_PHOTOS],
 }
 

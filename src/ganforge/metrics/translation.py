@@ -1,9 +1,11 @@
 """Scores of image-to-image translations against a known target, each beside its baseline.
 
 For held-out images whose correct translation is known (paired data; the painterly filter's
-output for ``photo2painting``), :class:`TargetScores` accumulates PSNR and SSIM
-(torchmetrics; images in [-1, 1], so data range 2) of the translations and of the untranslated
-inputs, the "do nothing" baseline a model has to beat. :func:`label_accuracy` is the share of
+output for ``photo2painting``, the ink style's for ``digits2ink``), :class:`TargetScores`
+accumulates PSNR and SSIM (torchmetrics; images in [-1, 1], so data range 2) of the
+translations beside two baselines a model has to beat: the untranslated inputs ("do
+nothing", ``*_identity``) and the mean of the training targets, the one image closest in L2 to
+every target on average (``*_mean_target``). :func:`label_accuracy` is the share of
 images a classifier assigns their source's label (label preservation, e.g. digits -> MNIST).
 """
 
@@ -13,41 +15,48 @@ import torch
 from torch import nn
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
+SOURCES = ("", "_identity", "_mean_target")  # the translations, then the two baselines
+
 
 class TargetScores(nn.Module):
-    """PSNR and SSIM of translations and of their inputs against the targets, over a whole split."""
+    """PSNR and SSIM of translations and of both baselines against the targets, over a whole split."""
 
     def __init__(self):
         super().__init__()
-        self.psnr, self.psnr_identity = (
-            PeakSignalNoiseRatio(data_range=2.0),
-            PeakSignalNoiseRatio(data_range=2.0),
+        self.psnr = nn.ModuleDict({s or "_": PeakSignalNoiseRatio(data_range=2.0) for s in SOURCES})
+        self.ssim = nn.ModuleDict(
+            {s or "_": StructuralSimilarityIndexMeasure(data_range=2.0) for s in SOURCES}
         )
-        self.ssim = StructuralSimilarityIndexMeasure(data_range=2.0)
-        self.ssim_identity = StructuralSimilarityIndexMeasure(data_range=2.0)
 
-    def update(self, translated: torch.Tensor, inputs: torch.Tensor, target: torch.Tensor) -> None:
-        """Add one batch (all ``(N, C, H, W)`` in [-1, 1])."""
-        for psnr, ssim, images in (
-            (self.psnr, self.ssim, translated),
-            (self.psnr_identity, self.ssim_identity, inputs),
-        ):
-            psnr.update(images.clamp(-1, 1), target)
-            ssim.update(images.clamp(-1, 1), target)
+    def update(
+        self,
+        translated: torch.Tensor,
+        inputs: torch.Tensor,
+        target: torch.Tensor,
+        mean_target: torch.Tensor | None = None,
+    ) -> None:
+        """Add one batch (all ``(N, C, H, W)`` in [-1, 1]; ``mean_target`` ``(1, C, H, W)``, or
+        ``None`` to leave that baseline out)."""
+        images = {"_": translated, "_identity": inputs}
+        if mean_target is not None:
+            images["_mean_target"] = mean_target.to(target).expand_as(target)
+        for key, batch in images.items():
+            self.psnr[key].update(batch.clamp(-1, 1), target)
+            self.ssim[key].update(batch.clamp(-1, 1), target)
 
     def compute(self) -> dict[str, torch.Tensor]:
-        """``{"val/psnr", "val/ssim", "val/psnr_identity", "val/ssim_identity"}``, or ``{}`` if no batch came."""
-        if self.psnr.total == 0:
-            return {}
-        return {
-            "val/psnr": self.psnr.compute(),
-            "val/ssim": self.ssim.compute(),
-            "val/psnr_identity": self.psnr_identity.compute(),
-            "val/ssim_identity": self.ssim_identity.compute(),
-        }
+        """``val/psnr``, ``val/ssim`` and both with ``_identity`` and ``_mean_target`` appended
+        (the last two only when a mean target came), or ``{}`` if no batch came."""
+        scores = {}
+        for source in SOURCES:
+            key = source or "_"
+            if self.psnr[key].total > 0:
+                scores[f"val/psnr{source}"] = self.psnr[key].compute()
+                scores[f"val/ssim{source}"] = self.ssim[key].compute()
+        return scores
 
     def reset(self) -> None:
-        for metric in (self.psnr, self.ssim, self.psnr_identity, self.ssim_identity):
+        for metric in (*self.psnr.values(), *self.ssim.values()):
             metric.reset()
 
 

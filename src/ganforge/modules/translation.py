@@ -6,7 +6,8 @@
 
 Validation logs ``val/psnr`` and ``val/ssim`` of A -> B translations against the known target
 (paired held-out data) beside ``val/psnr_identity`` / ``val/ssim_identity`` of the input itself
-(the "do nothing" baseline), and for labelled digits ``val/label_acc``: the share of
+(the "do nothing" baseline) and ``val/psnr_mean_target`` / ``val/ssim_mean_target`` of the mean
+training target (the best single image), and for labelled digits ``val/label_acc``: the share of
 translations the offline digit classifier gives the source digit's label
 (``val/label_acc_identity`` classifies the untranslated inputs).
 """
@@ -182,7 +183,8 @@ class TranslationScheme(TrainingScheme):
         self.validate_more(real_a, fake_b)
         target = batch.get("target")
         if target is not None:
-            self.target_scores.update(fake_b, real_a, target)
+            mean_target = self.trainer.datamodule.mean_target()  # a TranslationDataModule: check_compatible
+            self.target_scores.update(fake_b, real_a, target, mean_target)
             self.log("val/l1", l1_loss(fake_b, target), batch_size=n)
         labels = batch.get("A_label")
         if labels is not None and bool((labels >= 0).all()):
