@@ -53,7 +53,7 @@ class ResidualBlock(nn.Module):
 
 def _binomial_filter(taps: int) -> torch.Tensor:
     """The normalised 2-D binomial filter with ``taps`` taps per side ([1, 2, 1], [1, 3, 3, 1])."""
-    row = torch.tensor([math.comb(taps - 1, k) for k in range(taps)], dtype=torch.float32)
+    row = torch.tensor([float(math.comb(taps - 1, k)) for k in range(taps)])
     kernel = row[:, None] * row[None, :]
     return kernel / kernel.sum()
 
