@@ -155,6 +155,10 @@ class CUTObjective(TranslationObjective):
         for name in ("lambda_gan", "lambda_nce"):
             if getattr(self, name) < 0:
                 raise ValueError(f"loss.{name} must be >= 0; got {getattr(self, name)}")
+        if self.lambda_gan == 0 and self.lambda_nce == 0:
+            raise ValueError(
+                "loss.lambda_gan and loss.lambda_nce are both 0: the generator would have no loss"
+            )
         if isinstance(self.nce_layers, str):
             self.nce_layers = [n.strip() for n in self.nce_layers.split(",") if n.strip()]
         self.nce_layers = list(self.nce_layers)
