@@ -14,7 +14,7 @@ from PIL import Image
 
 from ganforge.report import ReportError, build_report, main
 from ganforge.reporting.runs import find_runs
-from ganforge.reporting.summary import group_runs, metric_goal, summarize
+from ganforge.reporting.summary import baseline_of, group_runs, metric_goal, parse_goals, summarize
 
 
 def make_run(
@@ -157,3 +157,185 @@ def test_same_overrides_but_different_configs_are_not_averaged(tmp_path):
     assert [len(new.runs), len(old.runs)] == [1, 2]  # run folders differ, yet the two old runs group
     assert old.stats("val/fid") == (32.0, pytest.approx(np.sqrt(8)), 2)
     assert old.label.startswith("all runs [config ") and old.label != new.label
+
+
+# ----------------------------------------------------------------- method comparisons (translation)
+METHODS = {  # model -> (PSNR per evaluation, FID per evaluation, trained parameters by role)
+    "cyclegan": ([10.0, 14.0, 12.0], [50.0, 40.0, 45.0], {"generator": 2_000_000, "discriminator": 600_000}),
+    "cut": ([11.0, 13.0, 16.0], [30.0, 35.0, 38.0], {"generator": 1_000_000, "discriminator": 300_000}),
+}
+
+
+def translation_rows(psnr: list[float], fid: list[float], seed: int) -> list[dict]:
+    """Three epochs of 100 iterations: losses, then per epoch end the scores, baselines and perf."""
+    rows = []
+    for epoch, (p, f) in enumerate(zip(psnr, fid, strict=True)):
+        step = 100 * epoch + 99
+        rows.append({"epoch": epoch, "step": step, "train/g_loss": 2.0 - epoch})
+        rows.append(
+            {
+                "epoch": epoch,
+                "step": step,
+                "val/psnr": p + seed,
+                "val/psnr_identity": 9.0,  # the untranslated input: the same at every evaluation
+                "val/psnr_mean_target": 8.5,
+                "val/fid": f + seed,
+            }
+        )
+        rows.append(
+            {
+                "epoch": epoch,
+                "step": step,
+                "perf/sec_per_iter": 0.3 - 0.05 * epoch + 0.01 * seed,
+                "perf/peak_mem_mb": 1000.0 + 10 * seed,
+            }
+        )
+    return rows
+
+
+def make_comparison(root: Path, run_stats: bool = True) -> Path:
+    """CycleGAN and CUT, 3 seeds each, as `-m model=cyclegan,cut loss=...` leaves them."""
+    for index, (model, (psnr, fid, params)) in enumerate(METHODS.items()):
+        for seed in range(3):
+            run = make_run(
+                root / str(3 * index + seed),
+                [f"model={model}", f"loss={model}"],
+                seed,
+                translation_rows(psnr, fid, seed),
+            )
+            if run_stats:
+                roles = {**params, "other": 500_000 if model == "cut" else 0}  # CUT's MLP heads
+                roles["total"] = sum(roles.values())
+                stats = {
+                    "params": {"by_role": roles},
+                    "sec_per_iter": 9.9,
+                    "peak_mem_mb": 9.9,
+                    "device": "cpu",
+                }
+                (run / "run_stats.json").write_text(json.dumps(stats))
+    return root
+
+
+def test_metric_goal_of_translation_metrics_and_baselines():
+    assert [metric_goal(m) for m in ("val/psnr", "val/ssim", "val/label_acc", "val/psnr_identity")] == [
+        "max"
+    ] * 4
+    assert [metric_goal(m) for m in ("val/l1", "val/cycle_a", "train/nce", "val/kid_mean")] == ["min"] * 4
+    assert metric_goal("perf/sec_per_iter") is None and metric_goal("params/total") is None
+    goals = {"val/cycle_*": "max", "val/fid": None}  # overrides: the first matching pattern wins
+    assert metric_goal("val/cycle_a", goals) == "max" and metric_goal("val/fid", goals) is None
+    assert metric_goal("val/psnr", goals) == "max"
+    assert (
+        baseline_of("val/psnr_identity") == "val/psnr" and baseline_of("val/ssim_mean_target") == "val/ssim"
+    )
+    assert baseline_of("train/nce_identity") is None and baseline_of("val/psnr") is None
+    assert parse_goals("val/cycle_*:min, val/d_real:none,val/x:MAX") == {
+        "val/cycle_*": "min",
+        "val/d_real": None,
+        "val/x": "max",
+    }
+    with pytest.raises(ValueError, match="min|max|none"):
+        parse_goals("val/fid:lower")
+
+
+def test_method_comparison_best_final_baselines_and_run_stats(tmp_path):
+    written = build_report(make_comparison(tmp_path / "sweep"), plots=True)
+    groups = {r["group"]: r for r in csv.DictReader(open(written["report_csv"]))}
+    assert set(groups) == {"model=cyclegan", "model=cut"}  # loss=<same as model> adds nothing
+    cyc, cut = groups["model=cyclegan"], groups["model=cut"]
+    # PSNR: higher is better. CycleGAN peaks at epoch 1 (14 + seed) and ends lower (12 + seed).
+    assert [float(cyc[f"val/psnr:{s}"]) for s in ("final_mean", "final_std", "best_mean", "best_std")] == [
+        13.0,
+        1.0,
+        15.0,
+        1.0,
+    ]
+    assert (float(cyc["val/psnr:best_step_mean"]), float(cyc["val/psnr:best_epoch_mean"])) == (199.0, 1.0)
+    assert float(cyc["val/psnr:best_step_std"]) == 0.0 and cyc["val/psnr:n"] == "3"
+    # FID: lower is better. CUT is best at its first evaluation (30 + seed), worst at the end.
+    assert (float(cut["val/fid:best_mean"]), float(cut["val/fid:final_mean"])) == (31.0, 39.0)
+    assert (float(cut["val/fid:best_step_mean"]), float(cut["val/fid:best_epoch_mean"])) == (99.0, 0.0)
+    assert float(cut["val/psnr_identity:final_mean"]) == 9.0
+    # perf: metrics.csv's per-epoch values win over the file's; parameters come from run_stats.json
+    assert float(cut["perf/sec_per_iter:final_mean"]) == pytest.approx(0.21)
+    assert float(cut["perf/sec_per_iter:final_std"]) == pytest.approx(0.01)
+    assert float(cut["perf/peak_mem_mb:final_mean"]) == 1010.0
+    assert [
+        float(cut[f"params/{r}:final_mean"]) for r in ("generator", "discriminator", "other", "total")
+    ] == [
+        1e6,
+        3e5,
+        5e5,
+        1.8e6,
+    ]
+    runs = {r["run"]: r for r in csv.DictReader(open(written["runs_csv"]))}
+    assert float(runs["4"]["val/fid:best"]) == 31.0 and float(runs["4"]["val/fid:best_epoch"]) == 0.0
+
+    md = written["report_md"].read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| group |"))
+    assert (
+        "| val/psnr (final) | val/psnr (best) | val/psnr (best iter) "
+        "| val/psnr_identity (baseline) | val/psnr_mean_target (baseline) |" in header
+    )
+    assert header.endswith(
+        "| train/g_loss (final) | perf/sec_per_iter | perf/peak_mem_mb | params/generator (M) "
+        "| params/discriminator (M) | params/other (M) | params/total (M) |"
+    )
+    assert "val/psnr_identity (final)" not in header  # a baseline has no column of its own
+    assert "`perf/*` measured on: cpu (6 runs)." in md
+    row = next(line for line in md.splitlines() if line.startswith("| model=cut |"))
+    assert row.startswith(
+        "| model=cut | 3 | 0,1,2 | 39 ± 1 | 31 ± 1 | 99 | 17 ± 1 | 17 ± 1 | 299 | 9 | 8.5 |"
+    )
+    assert row.endswith("| 0.21 ± 0.01 | 1010 ± 10 | 1 | 0.3 | 0.5 | 1.8 |")
+    assert (tmp_path / "sweep" / "plots" / "perf_sec_per_iter.png").is_file()
+    assert not (tmp_path / "sweep" / "plots" / "params_total.png").exists()  # a count has no curve
+
+
+def test_best_false_goals_and_run_stats_without_perf_columns(tmp_path, capsys):
+    sweep = make_comparison(tmp_path / "sweep")
+    for run in sweep.iterdir():  # runs from before the perf columns: the file's final figures stand in
+        rows = list(csv.DictReader(open(run / "metrics.csv")))
+        kept = [k for k in rows[0] if not k.startswith("perf/")]
+        with open(run / "metrics.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=kept, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(r for r in rows if any(r[k] for k in kept if k not in ("epoch", "step")))
+    stats = json.loads((sweep / "0" / "run_stats.json").read_text())
+    (sweep / "0" / "run_stats.json").write_text(json.dumps({**stats, "device": "NVIDIA H200"}))
+    main([str(sweep), f"out={tmp_path / 'o'}", "best=false", "goals=val/fid:max", "plots=false"])
+    md = (tmp_path / "o" / "report.md").read_text()
+    assert "measured on: cpu (5 runs), NVIDIA H200 (1 run) (⚠ not comparable)" in md
+    assert "(best" not in md and "| val/fid (final) | val/psnr (final) | val/psnr_identity (baseline) |" in md
+    groups = {r["group"]: r for r in csv.DictReader(open(tmp_path / "o" / "report.csv"))}
+    assert float(groups["model=cut"]["val/fid:best_mean"]) == 39.0  # goals=val/fid:max: the largest FID
+    assert float(groups["model=cut"]["perf/sec_per_iter:final_mean"]) == 9.9  # from run_stats.json
+    with pytest.raises(SystemExit):
+        main([str(sweep), "goals=val/fid:lower"])
+    assert "val/fid:lower" in capsys.readouterr().err
+
+
+def test_group_labels_of_method_comparisons(tmp_path):
+    rows = fid_rows([1.0])
+    make_run(tmp_path / "a" / "0", ["model=cut", "loss=cut", "data=ink"], 0, rows)
+    make_run(tmp_path / "a" / "1", ["model=cut", "loss=fastcut", "data=ink"], 0, rows)
+    make_run(tmp_path / "a" / "2", ["model=cyclegan", "loss=cyclegan", "data=ink"], 0, rows)
+    assert [g.label for g in group_runs(find_runs(tmp_path / "a"))] == [
+        "model=cut loss=cut",  # loss is not model's value in every run: both stay
+        "model=cut loss=fastcut",
+        "model=cyclegan loss=cyclegan",
+    ]
+    make_run(tmp_path / "b" / "0", ["loss=cyclegan", "model=cyclegan", "data=photos"], 0, rows)
+    make_run(tmp_path / "b" / "1", ["model=pix2pix", "loss=pix2pix", "data=pairs"], 0, rows)
+    make_run(
+        tmp_path / "b" / "2",
+        ["trainer.max_epochs=5", "+callbacks.run_stats.warmup_iters=0"],  # the defaults (no model, loss)
+        1,
+        rows,
+    )
+    labels = [g.label for g in group_runs(find_runs(tmp_path / "b"))]
+    assert labels == [
+        "model=cyclegan data=photos",
+        "model=pix2pix data=pairs",
+        "trainer.max_epochs=5",  # run statistics settings do not name a group
+    ]

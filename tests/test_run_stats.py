@@ -12,6 +12,7 @@ from torch import nn
 
 from ganforge.callbacks import run_stats
 from ganforge.callbacks.run_stats import STATS_FILE, RunStats, parameter_counts, role_counts
+from ganforge.report import build_report
 from ganforge.train import build_module, train
 
 
@@ -112,3 +113,10 @@ def test_a_run_logs_perf_and_writes_run_stats(tiny_cfg, tmp_path):
     d = sum(p.numel() for p in module.discriminator.parameters())
     assert stats["params"]["by_role"] == {"generator": g, "discriminator": d, "other": 0, "total": g + d}
     assert stats["params"]["by_module"]["generator_ema"] == {"params": g, "trained": 0}
+    report = build_report(run, plots=False)  # the report reads both back
+    assert (
+        "| perf/sec_per_iter | perf/peak_mem_mb | params/generator (M) |" in report["report_md"].read_text()
+    )
+    summary = next(csv.DictReader(open(report["report_csv"])))
+    assert float(summary["params/total:final_mean"]) == g + d
+    assert float(summary["perf/sec_per_iter:final_mean"]) == pytest.approx(stats["sec_per_iter"])

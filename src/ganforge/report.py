@@ -5,12 +5,18 @@ Usage:
     ganforge-report outputs                                  # every run under outputs/
     ganforge-report <sweep> out=paper/ metrics=val/fid,val/is_mean
     ganforge-report <sweep> readme=experiments/loss_seeds_digits/README.md
+    ganforge-report <sweep> metrics=val/psnr,val/label_acc,perf/*,params/* best=true
+    ganforge-report <sweep> goals=val/cycle_*:min,val/d_real:none
 
 Finds every run folder below the given folder (``config.yaml`` with ``metrics.csv`` or
 ``.hydra/``), groups runs by their overrides without the seed (and by metric protocol id),
 and writes into ``out`` (default: the given folder):
 
-- ``report.md``: groups with mean ± std across seeds, every run, the figures;
+- ``report.md``: groups with mean ± std across seeds, every run, the figures. Per metric with a
+  better direction: its final and best value and the iteration of the best (``best=false``:
+  final only), its ``_identity`` / ``_mean_target`` baselines beside it; then seconds per
+  iteration, peak memory and parameters (``run_stats.json``). Which direction is better comes
+  from :func:`~ganforge.reporting.summary.metric_goal`; ``goals=`` overrides it;
 - ``report.csv`` (one row per group) and ``runs.csv`` (one row per run), every metric;
 - ``plots/<metric>.png``: each metric against training iterations;
 - ``samples_mosaic.png``: each run's ``samples/last.png``, labelled.
@@ -26,8 +32,8 @@ import sys
 from pathlib import Path
 
 from ganforge.reporting.figures import metric_filename, plot_metric, samples_mosaic
-from ganforge.reporting.runs import find_runs
-from ganforge.reporting.summary import group_runs
+from ganforge.reporting.runs import PARAMS_PREFIX, find_runs
+from ganforge.reporting.summary import group_runs, parse_goals
 from ganforge.reporting.tables import (
     DEFAULT_TABLE_METRICS,
     all_metrics,
@@ -39,8 +45,12 @@ from ganforge.reporting.tables import (
     write_runs_csv,
 )
 
-USAGE = "usage: ganforge-report <sweep or outputs folder> [out=<folder>] [metrics=val/*,train/*loss] [readme=<README.md>] [plots=true]"
-OPTIONS = {"out": None, "metrics": None, "readme": None, "plots": "true"}
+USAGE = (
+    "usage: ganforge-report <sweep or outputs folder> [out=<folder>] [metrics=val/*,train/*loss] "
+    "[best=true] [goals=<metric>:min|max|none,...] [readme=<README.md>] [plots=true]"
+)
+OPTIONS = {"out": None, "metrics": None, "best": "true", "goals": None, "readme": None, "plots": "true"}
+FALSE = ("false", "0", "no")
 
 
 class ReportError(ValueError):
@@ -69,6 +79,8 @@ def build_report(
     metrics: list[str] | None = None,
     readme: str | Path | None = None,
     plots: bool = True,
+    best: bool = True,
+    goals: dict[str, str | None] | None = None,
 ) -> dict[str, Path]:
     """Write the report of every run under ``root``; returns the written files by kind.
 
@@ -79,6 +91,8 @@ def build_report(
             :data:`~ganforge.reporting.tables.DEFAULT_TABLE_METRICS`); CSVs and plots hold every metric.
         readme: an experiment README whose report block is replaced by the groups table.
         plots: draw ``plots/*.png`` and ``samples_mosaic.png``.
+        best: show each metric's best value and its iteration beside the final one.
+        goals: overrides of the better direction, glob pattern -> ``"min"``, ``"max"`` or ``None``.
 
     Raises:
         ReportError: no run folder under ``root``.
@@ -89,7 +103,7 @@ def build_report(
         raise ReportError(f"no runs under {root}: a run folder holds config.yaml and metrics.csv")
     out = Path(out).resolve() if out else root
     out.mkdir(parents=True, exist_ok=True)
-    groups = group_runs(runs)
+    groups = group_runs(runs, goals)
     names = all_metrics(runs)
     shown = select_metrics(names, metrics or DEFAULT_TABLE_METRICS)
     written = {
@@ -98,7 +112,7 @@ def build_report(
     }
     figures = []
     if plots:
-        for name in names:
+        for name in (n for n in names if not n.startswith(PARAMS_PREFIX)):  # a count has no curve
             path = plot_metric(groups, name, out / "plots" / metric_filename(name))
             if path:
                 written[f"plot:{name}"] = path
@@ -108,11 +122,11 @@ def build_report(
             written["mosaic"] = mosaic
             figures.insert(0, mosaic.relative_to(out).as_posix())
     report = out / "report.md"
-    report.write_text(report_markdown(groups, runs, shown, root, figures))
+    report.write_text(report_markdown(groups, runs, shown, root, figures, best))
     written["report_md"] = report
     if readme:
         readme = Path(readme)
-        readme.write_text(replace_block(readme.read_text(), groups_markdown(groups, shown)))
+        readme.write_text(replace_block(readme.read_text(), groups_markdown(groups, shown, best)))
         written["readme"] = readme
     return written
 
@@ -127,7 +141,9 @@ def main(argv: list[str] | None = None) -> None:
             out=options["out"],
             metrics=[m for m in options["metrics"].split(",") if m] if options["metrics"] else None,
             readme=options["readme"],
-            plots=options["plots"].lower() not in ("false", "0", "no"),
+            plots=options["plots"].lower() not in FALSE,
+            best=options["best"].lower() not in FALSE,
+            goals=parse_goals(options["goals"]) if options["goals"] else None,
         )
     except (ReportError, FileNotFoundError, ValueError) as err:
         print(f"ganforge-report: {err}\n{USAGE}", file=sys.stderr)

@@ -2,9 +2,10 @@
 
 A run folder (README, "What a run produces") holds the resolved ``config.yaml``, the
 CSVLogger's ``metrics.csv`` (``step`` = training iteration), ``samples/last.png``, Hydra's
-``.hydra/overrides.yaml`` and, when metrics were computed, ``metrics_protocol.json``
+``.hydra/overrides.yaml``, ``run_stats.json`` (parameter counts, seconds per iteration, peak
+memory) and, when metrics were computed, ``metrics_protocol.json``
 (``{"protocol_id": "<8 hex>", "protocol": {...}}``). Nothing here depends on the training
-scheme: every numeric ``train/*``, ``val/*`` and ``test/*`` column is read.
+scheme: every numeric ``train/*``, ``val/*``, ``test/*`` and ``perf/*`` column is read.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-METRIC_PREFIXES = ("train/", "val/", "test/")
+METRIC_PREFIXES = ("train/", "val/", "test/", "perf/")
 PROTOCOL_COLUMN = "val/protocol_id"  # the protocol id logged as a number; not a metric to average
 # Config keys that name, place or display a run without changing what it learns: left out of its digest.
 NOT_TRAINING_KEYS = (
@@ -41,12 +42,20 @@ NOT_TRAINING_KEYS = (
 SKIP_DIRS = {".hydra", "checkpoints", "samples", "tensorboard", "wandb", "plots", ".submitit"}
 
 
+# Written by ganforge.callbacks.run_stats: parameter counts, seconds per iteration, peak memory.
+RUN_STATS_FILE = "run_stats.json"
+PARAMS_PREFIX = "params/"  # params/<role>: trained parameters of each role
+PARAMS_ROLES = ("generator", "discriminator", "other", "total")
+RUN_STATS_PERF = {"sec_per_iter": "perf/sec_per_iter", "peak_mem_mb": "perf/peak_mem_mb"}
+
+
 @dataclass
 class Series:
-    """One metric of one run: values in logging order with their iteration."""
+    """One metric of one run: values in logging order with their iteration (and epoch, where logged)."""
 
     steps: np.ndarray
     values: np.ndarray
+    epochs: np.ndarray | None = None
 
 
 @dataclass
@@ -60,6 +69,7 @@ class Run:
         metrics: metric name -> :class:`Series` (empty when nothing was logged).
         protocol_id: id of the metric protocol, ``None`` when the run computed no protocol-bound metric.
         samples: the last sample grid, when the run wrote one.
+        device: where ``run_stats.json`` says the run trained (``cpu``, the GPU's name), if it says.
         config_digest: 8 hex chars naming the resolved config without seed, paths and loggers.
     """
 
@@ -70,6 +80,7 @@ class Run:
     protocol_id: str | None = None
     samples: Path | None = None
     config_digest: str = ""
+    device: str | None = None
 
 
 def config_digest(config: dict) -> str:
@@ -135,6 +146,9 @@ def load_run(path: str | Path) -> Run:
     )
     metrics_file = path / "metrics.csv"
     metrics = read_metrics_csv(metrics_file) if metrics_file.is_file() else {}
+    stats_file = path / RUN_STATS_FILE
+    run_stats = json.loads(stats_file.read_text()) if stats_file.is_file() else {}
+    metrics.update({k: v for k, v in run_stats_series(run_stats, metrics).items() if k not in metrics})
     samples = path / "samples" / "last.png"
     seed = config.get("seed")
     return Run(
@@ -145,6 +159,7 @@ def load_run(path: str | Path) -> Run:
         protocol_id=read_protocol_id(path, metrics.get(PROTOCOL_COLUMN)),
         samples=samples if samples.is_file() else None,
         config_digest=config_digest(config),
+        device=run_stats.get("device"),
     )
 
 
@@ -162,23 +177,48 @@ def read_metrics_csv(path: str | Path) -> dict[str, Series]:
     """
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
-    columns: dict[str, tuple[list[float], list[float]]] = {}
+    columns: dict[str, tuple[list[float], list[float], list[float]]] = {}
     for index, row in enumerate(rows):
         step = _to_float(row.get("step") or "")
+        epoch = _to_float(row.get("epoch") or "")
         for key, cell in row.items():
             if not key or not key.startswith(METRIC_PREFIXES) or cell in (None, ""):
                 continue
             value = _to_float(cell)
             if value is None:
                 continue
-            steps, values = columns.setdefault(key, ([], []))
+            steps, values, epochs = columns.setdefault(key, ([], [], []))
             steps.append(step if step is not None else float(index))
             values.append(value)
+            epochs.append(epoch if epoch is not None else math.nan)
     series = {}
-    for key, (steps, values) in columns.items():
+    for key, (steps, values, epochs) in columns.items():
         order = np.argsort(np.asarray(steps), kind="stable")
-        series[key] = Series(np.asarray(steps)[order], np.asarray(values, dtype=np.float64)[order])
+        series[key] = Series(
+            np.asarray(steps)[order], np.asarray(values, dtype=np.float64)[order], np.asarray(epochs)[order]
+        )
     return series
+
+
+def run_stats_series(stats: dict, metrics: dict[str, Series] | None = None) -> dict[str, Series]:
+    """The contents of ``run_stats.json`` as one-value series at the run's last logged iteration.
+
+    ``params/<role>`` (generator, discriminator, other, total: trained parameters) and
+    ``perf/sec_per_iter`` / ``perf/peak_mem_mb`` (the run's final figures; ``metrics.csv`` holds
+    their per-epoch values where the run logged them).
+    """
+    logged = [s for s in (metrics or {}).values() if len(s.steps)]
+    step = max((float(s.steps[-1]) for s in logged), default=0.0)
+    epoch = max((float(s.epochs[-1]) for s in logged if s.epochs is not None), default=math.nan)
+    values = {
+        f"{PARAMS_PREFIX}{role}": n for role, n in (stats.get("params") or {}).get("by_role", {}).items()
+    }
+    values.update({name: stats.get(key) for key, name in RUN_STATS_PERF.items()})
+    return {
+        name: Series(np.array([step]), np.array([float(v)]), np.array([epoch]))
+        for name, v in values.items()
+        if isinstance(v, (int, float))
+    }
 
 
 def read_protocol_id(run_dir: Path, column: Series | None = None) -> str | None:

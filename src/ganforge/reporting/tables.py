@@ -1,27 +1,51 @@
 """The report's tables: per-run and per-group CSV files and a Markdown summary.
 
 Markdown cells read ``mean ± std`` over the seeds of a group (``(n=k)`` is added when only
-``k`` of its runs have a finite value, e.g. one diverged); a single run shows its value alone.
+``k`` of its runs have a finite value, e.g. one diverged; no ``± 0`` where every seed agrees);
+a single run shows its value alone. Per metric with a better direction the table shows the
+*final* value (last logged), the *best* value over the run's evaluations and the iteration it
+was reached at (*best iter*), then the metric's baselines where the runs logged them
+(``<metric>_identity``, ``<metric>_mean_target``). Run statistics follow: ``perf/sec_per_iter``,
+``perf/peak_mem_mb`` and the trained parameters ``params/<role>`` in millions.
 """
 
 from __future__ import annotations
 
 import csv
 import math
+from collections import Counter
+from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 
-from ganforge.reporting.runs import Run
-from ganforge.reporting.summary import Group, common_overrides, metric_goal, run_summary, varying_keys
+from ganforge.reporting.runs import PARAMS_PREFIX, PARAMS_ROLES, RUN_STATS_PERF, Run
+from ganforge.reporting.summary import (
+    BASELINE_SUFFIXES,
+    Group,
+    baseline_of,
+    common_overrides,
+    metric_goal,
+    varying_keys,
+)
 
 # Metrics shown in the Markdown tables unless ``metrics=`` says otherwise; the CSVs hold every metric.
-DEFAULT_TABLE_METRICS = ("val/*", "test/*", "train/*loss")
+DEFAULT_TABLE_METRICS = ("val/*", "test/*", "train/*loss", "perf/*", "params/*")
+# Per-run statistics of a metric in the CSV files, in column order.
+RUN_STATS = ("final", "best", "best_step", "best_epoch")
 
 
 def all_metrics(runs: list[Run]) -> list[str]:
-    """Every metric name any run logged, ``val/`` and ``test/`` first."""
+    """Every metric name any run logged: ``val/`` and ``test/``, ``train/``, then the run statistics
+    in the order of a method comparison (time, memory, generator, discriminator, other, total)."""
     names = {m for run in runs for m in run.metrics}
-    return sorted(names, key=lambda m: (not m.startswith(("val/", "test/")), m))
+    order = [*RUN_STATS_PERF.values(), *(PARAMS_PREFIX + r for r in PARAMS_ROLES)]
+
+    def key(name: str) -> tuple:
+        if name in order:
+            return (2, order.index(name), name)
+        return (0 if name.startswith(("val/", "test/")) else 1 if name.startswith("train/") else 2, -1, name)
+
+    return sorted(names, key=key)
 
 
 def select_metrics(names: list[str], patterns: tuple[str, ...] | list[str]) -> list[str]:
@@ -33,26 +57,58 @@ def select_metrics(names: list[str], patterns: tuple[str, ...] | list[str]) -> l
 
 
 def fmt(value: float) -> str:
-    """Four significant digits; an em dash for a missing value."""
-    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4g}"
-
-
-def cell(group: Group, metric: str, stat: str) -> str:
-    mean, std, n = group.stats(metric, stat)
-    if n == 0:
+    """Four significant digits (whole numbers from 10,000 on); an em dash for a missing value."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
-    text = fmt(mean) if math.isnan(std) else f"{fmt(mean)} ± {fmt(std)}"
-    return text if n == len(group.runs) else f"{text} (n={n})"
+    return f"{value:.0f}" if 1e4 <= abs(value) < 1e12 else f"{value:.4g}"
 
 
-def _columns(metrics: list[str]) -> list[tuple[str, str]]:
-    """(metric, stat) pairs: best is shown for val/test metrics that have a better direction."""
+@dataclass(frozen=True)
+class Column:
+    """One Markdown column: a statistic of a metric, its header and the factor values are shown in."""
+
+    metric: str
+    stat: str
+    header: str
+    scale: float = 1.0
+
+
+def table_columns(groups: list[Group], metrics: list[str], best: bool = True) -> list[Column]:
+    """The Markdown columns of ``metrics``.
+
+    Validation and test metrics with a better direction (:func:`metric_goal` under the groups'
+    goals) get ``final``, ``best`` and ``best iter`` columns (``final`` only when ``best`` is
+    false); their baselines follow them; training values get ``final``; ``perf/*`` and
+    ``params/*`` (in millions) their value.
+    """
+    goals = groups[0].goals if groups else {}
+    logged = {m for g in groups for r in g.runs for m in r.metrics}
     cols = []
     for m in metrics:
-        cols.append((m, "final"))
-        if metric_goal(m) and not m.startswith("train/"):
-            cols.append((m, "best"))
+        if baseline_of(m) in metrics:
+            continue  # shown beside its metric
+        if m.startswith(PARAMS_PREFIX):
+            cols.append(Column(m, "final", f"{m} (M)", 1e-6))
+            continue
+        if m.startswith("perf/"):
+            cols.append(Column(m, "final", m))
+            continue
+        cols.append(Column(m, "final", f"{m} (final)"))
+        if best and metric_goal(m, goals) and not m.startswith("train/"):
+            cols += [Column(m, "best", f"{m} (best)"), Column(m, "best_step", f"{m} (best iter)")]
+        cols += [
+            Column(b, "final", f"{b} (baseline)") for b in (m + s for s in BASELINE_SUFFIXES) if b in logged
+        ]
     return cols
+
+
+def cell(group: Group, column: Column) -> str:
+    mean, std, n = group.stats(column.metric, column.stat)
+    if n == 0:
+        return "—"
+    mean, std = mean * column.scale, std * column.scale
+    text = fmt(mean) if math.isnan(std) or std == 0 else f"{fmt(mean)} ± {fmt(std)}"
+    return text if n == len(group.runs) else f"{text} (n={n})"
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
@@ -61,29 +117,33 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def groups_markdown(groups: list[Group], metrics: list[str]) -> str:
-    """One row per group: its overrides, number of runs, seeds and mean ± std of each metric."""
-    cols = _columns(metrics)
+def groups_markdown(groups: list[Group], metrics: list[str], best: bool = True) -> str:
+    """One row per group: its overrides, number of runs, seeds and mean ± std of each column
+    (:func:`table_columns`)."""
+    cols = table_columns(groups, metrics, best)
     with_protocol = any(g.protocol_id for g in groups)
     header = ["group", "runs", "seeds", *(["protocol"] if with_protocol else [])]
-    header += [f"{m} ({stat})" for m, stat in cols]
+    header += [c.header for c in cols]
     rows = []
     for g in groups:
         seeds = ",".join(str(r.seed) for r in g.runs if r.seed is not None) or "—"
         protocol = [(("⚠ " if g.flagged else "") + (g.protocol_id or "—"))] if with_protocol else []
-        rows.append([g.label, str(len(g.runs)), seeds, *protocol, *(cell(g, m, s) for m, s in cols)])
+        rows.append([g.label, str(len(g.runs)), seeds, *protocol, *(cell(g, c) for c in cols)])
     return markdown_table(header, rows)
 
 
-def runs_markdown(groups: list[Group], metrics: list[str], root: Path) -> str:
-    """One row per run: folder, group, seed and each metric's final (and best) value."""
-    cols = _columns(metrics)
-    header = ["run", "group", "seed", *[f"{m} ({stat})" for m, stat in cols]]
+def runs_markdown(groups: list[Group], metrics: list[str], root: Path, best: bool = True) -> str:
+    """One row per run: folder, group, seed and each column's value (:func:`table_columns`)."""
+    cols = table_columns(groups, metrics, best)
+    header = ["run", "group", "seed", *[c.header for c in cols]]
     rows = []
     for g in groups:
         for run in g.runs:
-            summary = run_summary(run)
-            values = [fmt(getattr(summary[m], s)) if m in summary else "—" for m, s in cols]
+            summary = g.summary(run)
+            values = [
+                fmt(getattr(summary[c.metric], c.stat) * c.scale) if c.metric in summary else "—"
+                for c in cols
+            ]
             rows.append([_rel(run.path, root), g.label, "—" if run.seed is None else str(run.seed), *values])
     return markdown_table(header, rows)
 
@@ -96,15 +156,16 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def write_runs_csv(groups: list[Group], metrics: list[str], path: Path, root: Path) -> Path:
-    """``runs.csv``: per run its folder, group, protocol, config digest, overrides and ``<metric>:final|best|best_step``."""
+    """``runs.csv``: per run its folder, group, protocol, config digest, overrides and
+    ``<metric>:final|best|best_step|best_epoch``."""
     header = ["run", "group", "seed", "protocol_id", "config_digest", "overrides"]
-    header += [f"{m}:{s}" for m in metrics for s in ("final", "best", "best_step")]
+    header += [f"{m}:{s}" for m in metrics for s in RUN_STATS]
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         for g in groups:
             for run in g.runs:
-                summary = run_summary(run)
+                summary = g.summary(run)
                 row = [
                     _rel(run.path, root),
                     g.label,
@@ -115,15 +176,17 @@ def write_runs_csv(groups: list[Group], metrics: list[str], path: Path, root: Pa
                 ]
                 for m in metrics:
                     s = summary.get(m)
-                    row += [s.final, s.best, s.best_step] if s else ["", "", ""]
+                    row += [getattr(s, stat) for stat in RUN_STATS] if s else [""] * len(RUN_STATS)
                 writer.writerow(row)
     return path
 
 
 def write_groups_csv(groups: list[Group], metrics: list[str], path: Path) -> Path:
-    """``report.csv``: per group ``<metric>:final_mean|final_std|best_mean|best_std|n``."""
+    """``report.csv``: per group ``<metric>:<stat>_mean|<stat>_std`` for final, best, best_step and
+    best_epoch, and ``<metric>:n`` (runs with a finite final value)."""
     header = ["group", "runs", "seeds", "protocol_id", "config_digest", "flagged"]
-    header += [f"{m}:{s}" for m in metrics for s in ("final_mean", "final_std", "best_mean", "best_std", "n")]
+    for m in metrics:
+        header += [f"{m}:{s}_{x}" for s in RUN_STATS for x in ("mean", "std")] + [f"{m}:n"]
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
@@ -131,15 +194,20 @@ def write_groups_csv(groups: list[Group], metrics: list[str], path: Path) -> Pat
             seeds = " ".join(str(r.seed) for r in g.runs)
             row = [g.label, len(g.runs), seeds, g.protocol_id or "", g.config_digest, int(g.flagged)]
             for m in metrics:
-                final_mean, final_std, n = g.stats(m, "final")
-                best_mean, best_std, _ = g.stats(m, "best")
-                row += [final_mean, final_std, best_mean, best_std, n]
+                for stat in RUN_STATS:
+                    row += g.stats(m, stat)[:2]
+                row.append(g.stats(m, "final")[2])
             writer.writerow(row)
     return path
 
 
 def report_markdown(
-    groups: list[Group], runs: list[Run], metrics: list[str], root: Path, figures: list[str]
+    groups: list[Group],
+    runs: list[Run],
+    metrics: list[str],
+    root: Path,
+    figures: list[str],
+    best: bool = True,
 ) -> str:
     """The whole ``report.md``: source, shared overrides, protocol warnings, tables and figures."""
     lines = [f"# Report: {root}", "", f"{len(runs)} runs in {len(groups)} groups."]
@@ -157,11 +225,18 @@ def report_markdown(
             f"({', '.join(protocols)}): their metrics are not comparable and are never averaged together. "
             "Groups marked ⚠ use a protocol other than the most common one.",
         ]
+    devices = Counter(r.device for r in runs if r.device)
+    if devices:
+        where = ", ".join(f"{d} ({n} run{'s' * (n > 1)})" for d, n in devices.most_common())
+        lines += [
+            "",
+            f"`perf/*` measured on: {where}" + (" (⚠ not comparable)" if len(devices) > 1 else "") + ".",
+        ]
     no_metrics = [_rel(r.path, root) for r in runs if not r.metrics]
     if no_metrics:
         lines += ["", "Runs without any logged metric: " + ", ".join(no_metrics)]
-    lines += ["", "## Groups (mean ± std across seeds)", "", groups_markdown(groups, metrics)]
-    lines += ["", "## Runs", "", runs_markdown(groups, metrics, root)]
+    lines += ["", "## Groups (mean ± std across seeds)", "", groups_markdown(groups, metrics, best)]
+    lines += ["", "## Runs", "", runs_markdown(groups, metrics, root, best)]
     if figures:
         lines += ["", "## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures]
     return "\n".join(lines) + "\n"
