@@ -175,7 +175,8 @@ class Photo2PaintingDataModule(PhotoDataModule):
     The held-out split is paired: each held-out tile with its own painterly rendering.
 
     Args:
-        painting_photos: other photos whose rendered tiles form domain B in training.
+        painting_photos: photos whose rendered tiles form domain B in training (may be the
+            ``train_photos``: B is drawn independently of A; never a held-out photo).
         painterly: keyword arguments of :func:`ganforge.data.painterly.painterly`.
         **kwargs: see :class:`PhotoDataModule`.
     """
