@@ -155,8 +155,10 @@ def test_photo2painting_held_out_pairs_are_the_filter_output():
         (["model=pix2pix", "loss=pix2pix", "data=digits2mnist"], "model=pix2pix needs paired images"),
         (["model=pix2pix", "loss=pix2pix", "data=unaligned"], "model=pix2pix needs paired images"),
         (["model=cyclegan", "loss=cyclegan", "data=mnist5k"], "translates between two domains"),
-        (["model=dcgan", "data=digits2mnist"], "train it with model=cyclegan or model=pix2pix"),
+        (["model=dcgan", "data=digits2mnist"], "train it with model=cyclegan, pix2pix, cut or fastcut"),
         (["model=cyclegan", "loss=ns", "data=digits2mnist"], "needs a translation loss"),
+        (["model=cyclegan", "loss=cut", "data=digits2mnist"], "loss=cut or loss=fastcut trains model=cut or"),
+        (["model=pix2pix", "loss=fastcut", "data=edges2photos"], "not model=pix2pix"),
     ],
     ids=[
         "pix2pix-digits2mnist",
@@ -164,6 +166,8 @@ def test_photo2painting_held_out_pairs_are_the_filter_output():
         "cyclegan-mnist5k",
         "dcgan-digits2mnist",
         "cyclegan-ns-loss",
+        "cyclegan-cut-loss",
+        "pix2pix-fastcut-loss",
     ],
 )
 def test_incompatible_choices_fail_before_training(tiny_cfg, tmp_path, overrides, message):

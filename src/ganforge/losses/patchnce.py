@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -136,6 +137,10 @@ class CUTObjective(TranslationObjective):
             flip the translation's features back before PatchNCE (FastCUT: yes, CUT: no).
         lambda_cycle, lambda_identity, lambda_l1: CycleGAN's and pix2pix's weights; must stay 0.
     """
+
+    schemes: ClassVar[tuple[str, ...]] = ("cut",)
+    configs: ClassVar[str] = "loss=cut or loss=fastcut"
+    models: ClassVar[str] = "model=cut or model=fastcut"
 
     lambda_cycle: float = 0.0
     lambda_identity: float = 0.0

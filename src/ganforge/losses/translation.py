@@ -11,6 +11,7 @@ References:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -50,6 +51,10 @@ class TranslationObjective:
         lambda_identity: identity-loss weight as a fraction of ``lambda_cycle`` (CycleGAN: 0.5).
         lambda_l1: weight of the L1 loss to the paired target (pix2pix: 100).
     """
+
+    schemes: ClassVar[tuple[str, ...]] = ("cyclegan", "pix2pix")  # the schemes that train with it
+    configs: ClassVar[str] = "loss=cyclegan or loss=pix2pix"  # the loss configs that build it
+    models: ClassVar[str] = "model=cyclegan or model=pix2pix"  # ... and the models they are for
 
     gan_mode: str = "lsgan"
     lambda_cycle: float = 10.0

@@ -24,6 +24,7 @@ from torch import nn
 
 from ganforge.config import ConfigError, check_value
 from ganforge.losses.objective import GANObjective
+from ganforge.losses.translation import TranslationObjective
 from ganforge.modules.ema import ema_beta, ema_update
 from ganforge.modules.phases import DISCRIMINATOR, GENERATOR, IterationBatch, build_phases
 from ganforge.modules.scheme import TrainingScheme
@@ -78,7 +79,8 @@ class GANModule(TrainingScheme):
         if not isinstance(loss, GANObjective):
             raise ConfigError(
                 f"GAN models need a GAN loss (loss=ns, hinge, lsgan, minimax, wgan_gp or r3gan); got "
-                f"{type(loss).__name__}, which trains model=cyclegan or model=pix2pix"
+                f"{type(loss).__name__}"
+                + (f", which trains {loss.models}" if isinstance(loss, TranslationObjective) else "")
             )
         check_value("model.ema_decay", ema_decay)
         self.generator, self.discriminator, self.objective = generator, discriminator, loss
@@ -133,7 +135,7 @@ class GANModule(TrainingScheme):
         name = getattr(datamodule, "name", type(datamodule).__name__)
         if getattr(datamodule, "paired", None) is not None:
             raise ConfigError(
-                f"data '{name}' holds two image domains for translation; train it with model=cyclegan or model=pix2pix"
+                f"data '{name}' holds two image domains for translation; train it with model=cyclegan, pix2pix, cut or fastcut"
             )
         if not self.num_classes:
             return

@@ -83,8 +83,13 @@ class TranslationScheme(TrainingScheme):
         """
         if not isinstance(self.objective, TranslationObjective):
             raise ConfigError(
-                f"model={self.scheme} needs a translation loss (loss=cyclegan or loss=pix2pix); "
+                f"model={self.scheme} needs a translation loss (loss=cyclegan, pix2pix, cut or fastcut); "
                 f"got {type(self.objective).__name__}"
+            )
+        if self.scheme not in self.objective.schemes:
+            raise ConfigError(
+                f"{self.objective.configs} trains {self.objective.models}, not model={self.scheme}; "
+                "choose the loss of the model"
             )
         if any(
             bool(getattr(net, "conditional", False)) != self.conditional_discriminator
