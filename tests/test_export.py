@@ -1,4 +1,4 @@
-"""ganforge-export: ONNX and TorchScript files that reproduce the checkpoint's generator."""
+"""ganforge-export: ONNX, TorchScript and pt2 files that reproduce a checkpoint's generator or translator."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from ganforge import export as export_module
 from ganforge.export import ExportError, export_generator
 from ganforge.networks.dcgan import DCGANGenerator
 from ganforge.train import train
+from ganforge.translate import load_translator
 from ganforge.utils.checkpoint import CheckpointError, load_generator
 from tests.conftest import compose_tiny
 
@@ -35,14 +36,15 @@ class ConditionalDCGANGenerator(nn.Module):
         return self.net(z + self.embed(labels) if labels is not None else z)
 
 
-def run_exported(fmt: str, path: Path, z: torch.Tensor) -> torch.Tensor:
-    """The images an exported generator file gives for latents ``z``, loaded as a user would."""
+def run_exported(fmt: str, path: Path, x: torch.Tensor, name: str = "z") -> torch.Tensor:
+    """What an exported file gives for its one input ``name`` (latents or images), loaded as a user would."""
     if fmt == "onnx":
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return torch.from_numpy(session.run(None, {"z": z.numpy()})[0])
-    if fmt == "torchscript":
-        return torch.jit.load(str(path))(z)
-    return torch.export.load(str(path)).module()(z)
+        return torch.from_numpy(session.run(None, {name: x.numpy()})[0])
+    with torch.no_grad():
+        if fmt == "torchscript":
+            return torch.jit.load(str(path))(x)
+        return torch.export.load(str(path)).module()(x)
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +127,112 @@ def test_cli_names_a_bad_checkpoint(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         export_module.main([f"ckpt={tmp_path / 'nope.ckpt'}", "format=onnx"])
     assert info.value.code == 2 and "nope.ckpt" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------- image-to-image translators
+# Tiny checkpoints of a quick training run: CycleGAN at 16 px with one residual block (fully
+# convolutional: sides of any multiple of 4), pix2pix at 64 px (a U-Net of 6 levels, the
+# innermost with the paper's dropout, kept on at test time by the experiment's config).
+CYCLEGAN = ["experiment=cyclegan_digits2mnist", "data.img_size=16", "data.load_size=16"]
+CYCLEGAN += ["model.generator.n_blocks=1", "data.batch_size=2", "++trainer.limit_val_batches=0"]
+PIX2PIX = ["experiment=pix2pix_edges2photos", "data.photo_size=80", "data.img_size=64"]
+PIX2PIX += ["data.load_size=68", "data.batch_size=2", "++trainer.limit_val_batches=0"]
+
+
+@pytest.fixture(scope="module")
+def translation_checkpoints(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("export_translation")
+    for name, overrides in (("cyclegan", CYCLEGAN), ("pix2pix", PIX2PIX)):
+        train(compose_tiny(root / name, overrides))
+    return {name: root / name / "run" / "checkpoints" / "last.ckpt" for name in ("cyclegan", "pix2pix")}
+
+
+@pytest.mark.parametrize(
+    ("fmt", "direction"), [("onnx", "AtoB"), ("torchscript", "AtoB"), ("pt2", "AtoB"), ("onnx", "BtoA")]
+)
+def test_cyclegan_translator_exports_with_dynamic_batch_and_size(
+    translation_checkpoints, tmp_path, fmt, direction
+):
+    ckpt = translation_checkpoints["cyclegan"]
+    out = tmp_path / f"t.{fmt}"
+    result = export_generator(ckpt, fmt, out, batch_size=2, direction=direction)
+    assert out.is_file() and result["max_abs_diff"] < 1e-4 and result["inputs"] == ["images"]
+    assert result["dynamic"] == ["batch", "height", "width"] and result["size_multiple"] == 4
+    assert result["batch_sizes"] == (2, 5) and result["sizes"] == [(16, 16), (24, 20)]
+    # Independently of the built-in check: another batch and a size of neither check, not square.
+    net, _ = load_translator(ckpt, direction)
+    x = torch.rand(3, 1, 12, 28, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    with torch.no_grad():
+        expected = net(x)
+    got = run_exported(fmt, out, x, name="images")
+    assert got.shape == (3, 1, 12, 28)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_the_two_cyclegan_directions_are_two_networks(translation_checkpoints, tmp_path):
+    ckpt = translation_checkpoints["cyclegan"]
+    x = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    outputs = []
+    for direction in ("AtoB", "BtoA"):
+        result = export_generator(ckpt, "torchscript", batch_size=1, direction=direction)
+        assert result["path"] == ckpt.with_name(f"translator_{direction}.pt")  # the default name
+        outputs.append(run_exported("torchscript", result["path"], x))
+    assert (outputs[0] - outputs[1]).abs().max() > 1e-4
+
+
+def test_pix2pix_exports_its_training_size_without_test_time_dropout(translation_checkpoints, tmp_path):
+    """The U-Net takes its training size down to 1x1: one size. Its test-time dropout is the
+    model's noise; the export is the deterministic translator (dropout off), verified as such."""
+    ckpt = translation_checkpoints["pix2pix"]
+    net, _ = load_translator(ckpt)
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    with torch.no_grad():
+        assert not torch.equal(net(x), net(x))  # the checkpoint's translator draws at test time
+    result = export_generator(ckpt, "onnx", tmp_path / "p.onnx", batch_size=2)
+    assert result["dynamic"] == ["batch"] and result["dropout_turned_off"] and result["max_abs_diff"] < 1e-4
+    session = onnxruntime.InferenceSession(str(tmp_path / "p.onnx"), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape == ["batch", 3, 64, 64]
+    got = run_exported("onnx", tmp_path / "p.onnx", x, name="images")
+    torch.testing.assert_close(
+        got, run_exported("onnx", tmp_path / "p.onnx", x, name="images"), rtol=0, atol=0
+    )
+    for module in net.modules():
+        if hasattr(module, "at_eval"):
+            module.at_eval = False
+    with torch.no_grad():
+        torch.testing.assert_close(got, net(x), rtol=1e-4, atol=1e-5)  # the network with dropout off
+    with pytest.raises(ValueError, match="multiple of 64"):
+        export_generator(ckpt, "onnx", tmp_path / "q.onnx", img_size=96)
+    with pytest.raises(CheckpointError, match="translates AtoB only"):
+        export_generator(ckpt, "onnx", tmp_path / "q.onnx", direction="BtoA")
+
+
+def test_translator_mismatch_exits_1_and_removes_the_file(
+    translation_checkpoints, tmp_path, monkeypatch, capsys
+):
+    write, run = export_module._WRITERS["onnx"]
+    monkeypatch.setitem(export_module._WRITERS, "onnx", (write, lambda p, x: run(p, x) + 1e-3))
+    out = tmp_path / "bad.onnx"
+    with pytest.raises(SystemExit) as info:
+        export_module.main([f"ckpt={translation_checkpoints['cyclegan']}", "format=onnx", f"out={out}"])
+    assert info.value.code == 1 and "does not match its translator" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_translator_cli_reports_what_it_verified(translation_checkpoints, tmp_path, capsys):
+    out = tmp_path / "t.pt2"
+    export_module.main(
+        [f"ckpt={translation_checkpoints['cyclegan']}", "format=pt2", f"out={out}", "batch_size=1"]
+    )
+    line = capsys.readouterr().out
+    assert (
+        "translator AtoB" in line and "multiples of 4" in line and "batches 1 at 16x16 and 4 at 24x20" in line
+    )
+
+
+def test_options_of_the_other_kind_are_refused(checkpoint, tmp_path, capsys):
+    with pytest.raises(ValueError, match="apply to image-to-image checkpoints"):
+        export_generator(checkpoint, "onnx", tmp_path / "g.onnx", direction="BtoA")
+    with pytest.raises(SystemExit) as info:
+        export_module.main([f"ckpt={checkpoint}", "direction=sideways"])
+    assert info.value.code == 2 and "direction must be AtoB or BtoA" in capsys.readouterr().err
