@@ -130,30 +130,47 @@ def test_cli_names_a_bad_checkpoint(tmp_path, capsys):
 
 
 # ----------------------------------------------------------------- image-to-image translators
-# Tiny checkpoints of a quick training run: CycleGAN at 16 px with one residual block (fully
-# convolutional: sides of any multiple of 4), pix2pix at 64 px (a U-Net of 6 levels, the
-# innermost with the paper's dropout, kept on at test time by the experiment's config).
-CYCLEGAN = ["experiment=cyclegan_digits2mnist", "data.img_size=16", "data.load_size=16"]
-CYCLEGAN += ["model.generator.n_blocks=1", "data.batch_size=2", "++trainer.limit_val_batches=0"]
-PIX2PIX = ["experiment=pix2pix_edges2photos", "data.photo_size=80", "data.img_size=64"]
-PIX2PIX += ["data.load_size=68", "data.batch_size=2", "++trainer.limit_val_batches=0"]
+# Tiny checkpoints of a quick training run: CycleGAN and CUT at 16 px with one residual block
+# (fully convolutional: sides of any multiple of 4; CUT's generator blur-pools), pix2pix at 64 px
+# (a U-Net of 6 levels, the innermost with the paper's dropout, on at test time by its config).
+TINY_RUN = ["data.batch_size=2", "++trainer.limit_val_batches=0"]
+RESNET = ["data.img_size=16", "data.load_size=16", "model.generator.n_blocks=1", *TINY_RUN]
+TRANSLATION_RUNS = {
+    "cyclegan": ["experiment=cyclegan_digits2mnist", *RESNET],
+    "cut": ["experiment=cut_digits2mnist", *RESNET, "loss.nce_layers=[input,down2,block1]"],
+    "pix2pix": [
+        "experiment=pix2pix_edges2photos",
+        "data.photo_size=80",
+        "data.img_size=64",
+        "data.load_size=68",
+    ]
+    + TINY_RUN,
+}
 
 
 @pytest.fixture(scope="module")
 def translation_checkpoints(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("export_translation")
-    for name, overrides in (("cyclegan", CYCLEGAN), ("pix2pix", PIX2PIX)):
+    for name, overrides in TRANSLATION_RUNS.items():
         train(compose_tiny(root / name, overrides))
-    return {name: root / name / "run" / "checkpoints" / "last.ckpt" for name in ("cyclegan", "pix2pix")}
+    return {name: root / name / "run" / "checkpoints" / "last.ckpt" for name in TRANSLATION_RUNS}
 
 
 @pytest.mark.parametrize(
-    ("fmt", "direction"), [("onnx", "AtoB"), ("torchscript", "AtoB"), ("pt2", "AtoB"), ("onnx", "BtoA")]
+    ("scheme", "fmt", "direction"),
+    [
+        ("cyclegan", "onnx", "AtoB"),
+        ("cyclegan", "torchscript", "AtoB"),
+        ("cyclegan", "pt2", "AtoB"),
+        ("cyclegan", "onnx", "BtoA"),
+        ("cut", "onnx", "AtoB"),
+        ("cut", "pt2", "AtoB"),
+    ],
 )
-def test_cyclegan_translator_exports_with_dynamic_batch_and_size(
-    translation_checkpoints, tmp_path, fmt, direction
+def test_resnet_translator_exports_with_dynamic_batch_and_size(
+    translation_checkpoints, tmp_path, scheme, fmt, direction
 ):
-    ckpt = translation_checkpoints["cyclegan"]
+    ckpt = translation_checkpoints[scheme]
     out = tmp_path / f"t.{fmt}"
     result = export_generator(ckpt, fmt, out, batch_size=2, direction=direction)
     assert out.is_file() and result["max_abs_diff"] < 1e-4 and result["inputs"] == ["images"]

@@ -9,7 +9,7 @@ Usage:
 A GAN checkpoint exports its generator: latents ``z (N, latent_dim)`` (and, for a conditional
 generator, class ``labels (N,)`` int64) to ``images (N, C, H, W)`` in [-1, 1], batch dynamic.
 
-An image-to-image checkpoint (``cyclegan``, ``pix2pix`` and the other schemes
+An image-to-image checkpoint (``cyclegan``, ``pix2pix``, ``cut``: the schemes
 :func:`ganforge.translate.load_translator` reads) exports its translator of ``direction``
 (``AtoB``, or ``BtoA`` for CycleGAN): ``images (N, C, H, W)`` in [-1, 1] to ``translated``, the
 same shape. The batch is dynamic; so are height and width when the network declares the
