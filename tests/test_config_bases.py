@@ -40,9 +40,9 @@ TRANSLATION_MODELS = {"cyclegan", "pix2pix"}
 
 # The switches the README documents, with the models that refuse each one (the key it must name).
 SWITCHES: dict[str, set[str]] = {
-    "model.compile=aot_eager": TRANSLATION_MODELS,
+    "model.compile=aot_eager": set(),
     "model.reuse_fake=true": TRANSLATION_MODELS,
-    "model.channels_last=false": TRANSLATION_MODELS,
+    "model.channels_last=false": set(),
     "model.ema_decay=0.99": TRANSLATION_MODELS,
     "model.grad_clip=1.0": TRANSLATION_MODELS,
     "model.max_iters=7": set(),

@@ -19,6 +19,25 @@ from tests.conftest import compose_tiny
 from tests.helpers import write_images
 
 DETERMINISTIC = ["trainer.deterministic=true", "trainer.limit_train_batches=3", "data.img_size=16"]
+# The translation schemes at test size (3 iterations each; pix2pix's U-Net needs 32 px), with
+# SGD's step at 0.01: at 0.1 (below) their losses grow a hundredfold in three steps.
+SMALL_STEP = [
+    "optimizer.generator.lr=0.01",
+    "optimizer.discriminator.lr=0.01",
+    "++trainer.limit_val_batches=0",
+]
+RESNET_16 = ["data.load_size=16", "model.generator.n_blocks=1", "data.batch_size=2"]
+TRANSLATION = {
+    "cyclegan": ["experiment=cyclegan_digits2mnist", *RESNET_16],
+    "cut": ["experiment=cut_digits2mnist", *RESNET_16, "loss.nce_layers=[input,down2,block1]"],
+    "pix2pix": [
+        "experiment=pix2pix_edges2photos",
+        "data.photo_size=40",
+        "data.img_size=32",
+        "data.load_size=36",
+        "data.batch_size=2",
+    ],
+}
 # Plain SGD with a large step: weights then differ in proportion to gradient differences. Adam
 # would turn last-bit noise on near-zero gradients into full +-lr steps and hide what is compared.
 SGD = [
@@ -39,13 +58,17 @@ def trained(tmp_path, name: str, overrides: list[str]) -> tuple[dict, list[dict]
     run = tmp_path / name / "run"
     state = load_checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"]
     rows = [r for r in csv.DictReader(open(run / "metrics.csv")) if r.get("train/d_loss")]
-    return {k: v for k, v in state.items() if k.startswith(("generator.", "discriminator."))}, rows
+    # every network: G and D, CycleGAN's second pair (generator_ba, discriminator_a), CUT's heads
+    return {k: v for k, v in state.items() if k.startswith(("generator", "discriminator", "heads"))}, rows
 
 
-def assert_same_run(a: tuple[dict, list[dict]], b: tuple[dict, list[dict]], atol: float) -> None:
+def assert_same_run(
+    a: tuple[dict, list[dict]], b: tuple[dict, list[dict]], atol: float, rel: float | None = None
+) -> None:
+    """The same losses (to ``atol``, or relative ``rel``) and weights (to ``atol``) at every step."""
     for key in ("train/d_loss", "train/g_loss"):
         la, lb = [float(r[key]) for r in a[1]], [float(r[key]) for r in b[1]]
-        assert len(la) == 3 and la == pytest.approx(lb, abs=atol), key
+        assert len(la) == 3 and la == pytest.approx(lb, abs=atol, rel=rel), key
     for key, value in a[0].items():
         torch.testing.assert_close(b[0][key], value, rtol=0, atol=atol, msg=key)
 
@@ -84,6 +107,51 @@ def test_compile_gives_the_same_training(tmp_path):
     compiled = trained(tmp_path, "compiled", ["model.compile=aot_eager"])
     assert counters["stats"]["unique_graphs"] >= 2  # G and D really ran as compiled graphs
     assert_same_run(eager, compiled, atol=1e-5)
+
+
+# Losses to 1e-5 relative and weights to ATOL: CycleGAN's and pix2pix's weights differ by
+# <= 4e-5 after three steps (float rounding of other convolution kernels). CUT's PatchNCE turns
+# the same rounding into larger steps: equal first losses, then 4e-4 on a D loss of 0.06 and
+# 5e-3 on G's first convolution; a layout bug would move every value.
+ATOL = {"cyclegan": 1e-4, "pix2pix": 1e-4, "cut": 1e-2}
+
+
+@pytest.mark.parametrize("scheme", list(TRANSLATION))
+def test_channels_last_gives_the_same_translation_training(tmp_path, scheme):
+    overrides = [*TRANSLATION[scheme], *SMALL_STEP]
+    nchw = trained(tmp_path, "nchw", [*overrides, "model.channels_last=false"])
+    nhwc = trained(tmp_path, "nhwc", [*overrides, "model.channels_last=true"])
+    assert len(nchw[0]) == len(nhwc[0]) >= (4 if scheme == "cyclegan" else 2) * 2
+    first = [float(r[key]) for r in (nchw[1][0], nhwc[1][0]) for key in ("train/d_loss", "train/g_loss")]
+    assert first[:2] == pytest.approx(first[2:], rel=1e-6)
+    assert_same_run(nchw, nhwc, atol=ATOL[scheme], rel=1e-5 if scheme != "cut" else 1e-2)
+
+
+def test_translation_switches_reach_the_networks_and_the_batches(tiny_cfg):
+    from ganforge.train import build_module
+
+    cfg = tiny_cfg([*TRANSLATION["cyclegan"], "model.channels_last=true", "model.compile=aot_eager"])
+    module = build_module(cfg, None)
+    module.setup("fit")
+    networks = [*module.generators(), *module.discriminators()]
+    assert len(networks) == 4 and all(net._compiled_call_impl is not None for net in networks)
+    weights = [m.weight for net in networks for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert weights and all(w.is_contiguous(memory_format=torch.channels_last) for w in weights)
+    batch = module.on_after_batch_transfer({"A": torch.rand(2, 1, 8, 8), "A_label": torch.zeros(2)}, 0)
+    assert batch["A"].is_contiguous(memory_format=torch.channels_last) and batch["A_label"].dim() == 1
+
+
+@pytest.mark.slow
+def test_compile_gives_the_same_translation_training(tmp_path):
+    """CycleGAN's four networks through Dynamo (``aot_eager``, see the GAN test), with and
+    without channels-last: the two switches compose."""
+    overrides = [*TRANSLATION["cyclegan"], *SMALL_STEP]
+    eager = trained(tmp_path, "eager", overrides)
+    for name, switches in (("compiled", []), ("compiled_nhwc", ["model.channels_last=true"])):
+        counters.clear()
+        compiled = trained(tmp_path, name, [*overrides, "model.compile=aot_eager", *switches])
+        assert counters["stats"]["unique_graphs"] >= 4  # both generators and both discriminators
+        assert_same_run(eager, compiled, atol=ATOL["cyclegan"], rel=1e-5)
 
 
 def epoch_batches(cfg, epochs: int = 2) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -134,6 +202,7 @@ def test_logging_only_where_read_writes_the_same_metrics(tmp_path, monkeypatch, 
         "trainer.log_every_n_steps=3",
         "++trainer.limit_train_batches=5",
         "++trainer.limit_val_batches=0",
+        "~callbacks.run_stats",  # its measured time and memory differ from run to run
     ]
     overrides += ["trainer.deterministic=true", *scheme]
     calls = []

@@ -35,6 +35,7 @@ class CUTModule(TranslationScheme):
         optimizer: see :class:`~ganforge.modules.scheme.TrainingScheme`.
         head_width: units of the PatchNCE projection heads (the paper's ``netF_nc``: 256).
         max_iters: stop after this many training batches; ``None`` = no limit.
+        channels_last, compile: the speed switches (see :class:`TranslationScheme`).
     """
 
     scheme = "cut"
@@ -47,6 +48,8 @@ class CUTModule(TranslationScheme):
         optimizer: Mapping[str, Any],
         head_width: int = 256,
         max_iters: int | None = None,
+        channels_last: bool = False,
+        compile: bool | str = False,
     ):
         if not isinstance(loss, CUTObjective):
             raise ConfigError(
@@ -57,7 +60,8 @@ class CUTModule(TranslationScheme):
                 "model=cut reads the generator's encoder features: model.generator must be the ResNet "
                 f"translator (ganforge.networks.resnet_translator.ResnetTranslator); got {type(generator).__name__}"
             )
-        super().__init__(generator, discriminator, loss, optimizer, max_iters=max_iters)
+        switches = {"channels_last": channels_last, "compile": compile}
+        super().__init__(generator, discriminator, loss, optimizer, max_iters=max_iters, **switches)
         try:
             channels = [generator.feature_channels(name) for name in loss.nce_layers]
         except ValueError as err:

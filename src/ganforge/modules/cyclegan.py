@@ -33,6 +33,7 @@ class CycleGANModule(TranslationScheme):
         optimizer: see :class:`~ganforge.modules.scheme.TrainingScheme`.
         pool_size: generated images kept for the discriminators (CycleGAN: 50; 0 disables).
         max_iters: stop after this many training batches; ``None`` = no limit.
+        channels_last, compile: the speed switches (see :class:`TranslationScheme`).
     """
 
     scheme = "cyclegan"
@@ -48,8 +49,11 @@ class CycleGANModule(TranslationScheme):
         optimizer: Mapping[str, Any],
         pool_size: int = 50,
         max_iters: int | None = None,
+        channels_last: bool = False,
+        compile: bool | str = False,
     ):
-        super().__init__(generator, discriminator, loss, optimizer, max_iters=max_iters)
+        switches = {"channels_last": channels_last, "compile": compile}
+        super().__init__(generator, discriminator, loss, optimizer, max_iters=max_iters, **switches)
         self.generator_ba, self.discriminator_a = generator_ba, discriminator_a
         self.pool_a, self.pool_b = ImagePool(pool_size), ImagePool(pool_size)
 

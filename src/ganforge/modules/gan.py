@@ -75,7 +75,9 @@ class GANModule(TrainingScheme):
         compile: bool | str = False,
         reuse_fake: bool = False,
     ):
-        super().__init__(optimizer, max_iters=max_iters, grad_clip=grad_clip)
+        super().__init__(
+            optimizer, max_iters=max_iters, grad_clip=grad_clip, channels_last=channels_last, compile=compile
+        )
         if not isinstance(loss, GANObjective):
             raise ConfigError(
                 f"GAN models need a GAN loss (loss=ns, hinge, lsgan, minimax, wgan_gp or r3gan); got "
@@ -87,7 +89,7 @@ class GANModule(TrainingScheme):
         self.generator_ema = copy.deepcopy(generator).eval().requires_grad_(False)
         self.augment = augment
         self.latent_dim, self.num_classes, self.ema_decay = latent_dim, num_classes, ema_decay
-        self.channels_last, self.compile_networks, self.reuse_fake = channels_last, compile, reuse_fake
+        self.reuse_fake = reuse_fake
         self.phases = build_phases(loss)
         noise_gen = torch.Generator().manual_seed(1234)
         self.register_buffer("fixed_noise", torch.randn(n_fixed_samples, latent_dim, generator=noise_gen))
@@ -162,10 +164,6 @@ class GANModule(TrainingScheme):
             allow_fused=not clips_under_amp,
         )
 
-    def format(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` in the memory format the networks use."""
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
-
     @property
     def pack(self) -> int:
         """Samples per D input (PacGAN); 1 for a discriminator that judges single samples."""
@@ -177,15 +175,8 @@ class GANModule(TrainingScheme):
         datamodule = self._trainer.datamodule if self._trainer is not None else None
         if datamodule is not None and hasattr(datamodule, "pack"):
             datamodule.pack = self.pack
-        # Before the strategy wraps the module: DDP's gradient buckets take the weights' layout.
-        if self.channels_last:
-            for net in (self.generator, self.discriminator, self.generator_ema):
-                net.to(memory_format=torch.channels_last)
-        if self.compile_networks and not getattr(self, "_compiled", False):
-            backend = self.compile_networks if isinstance(self.compile_networks, str) else "inductor"
-            self.generator.compile(backend=backend)
-            self.discriminator.compile(backend=backend)
-            self._compiled = True
+        networks = (self.generator, self.discriminator)
+        self.apply_speed_switches((*networks, self.generator_ema), compiled=networks)
 
     # ----------------------------------------------------------------- training
     def discriminate(

@@ -13,7 +13,8 @@ against discriminator(s). :class:`TrainingScheme` owns what every scheme needs t
   so a run resumed at an epoch boundary sees what an uninterrupted run sees;
 * checkpoints: the counters, the config and the scheme's name are *merged* into
   ``checkpoint["ganforge"]`` (callbacks such as the metrics store their entries there too);
-* gradient clipping after AMP unscaling.
+* gradient clipping after AMP unscaling;
+* the speed switches ``model.channels_last`` and ``model.compile`` (:meth:`apply_speed_switches`).
 
 A scheme implements :meth:`train_step` (one iteration's optimizer steps, returning the values to
 log), :meth:`configure_optimizers`, :meth:`metric_fakes` and :meth:`check_compatible`, and sets
@@ -22,11 +23,12 @@ log), :meth:`configure_optimizers`, :meth:`metric_fakes` and :meth:`check_compat
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import torch
 from pytorch_lightning import LightningModule
+from torch import nn
 
 from ganforge.optim import step_schedulers
 from ganforge.utils.seeding import reseed_epoch
@@ -41,17 +43,27 @@ class TrainingScheme(LightningModule):
             ``"scheduler_interval"`` (``"epoch"`` or ``"iteration"``).
         max_iters: stop after this many iterations (training batches); ``None`` = no limit.
         grad_clip: max gradient norm of every optimizer step; ``None`` disables clipping.
+        channels_last: use the channels-last memory format for the networks and their image inputs.
+        compile: ``torch.compile`` the networks' forward passes (in place, so parameter names and
+            checkpoints are unchanged): ``True`` for the default backend (inductor) or a backend
+            name such as ``"aot_eager"``.
     """
 
     scheme: ClassVar[str] = "scheme"  # the name checkpoints record
 
     def __init__(
-        self, optimizer: Mapping[str, Any], max_iters: int | None = None, grad_clip: float | None = None
+        self,
+        optimizer: Mapping[str, Any],
+        max_iters: int | None = None,
+        grad_clip: float | None = None,
+        channels_last: bool = False,
+        compile: bool | str = False,
     ):
         super().__init__()
         self.automatic_optimization = False
         self.optimizer_cfg = dict(optimizer)
         self.max_iters, self.grad_clip = max_iters, grad_clip
+        self.channels_last, self.compile_networks = channels_last, compile
         self.iteration = 0
         self.g_steps = 0
         self.run_config: dict | None = None
@@ -74,6 +86,24 @@ class TrainingScheme(LightningModule):
     def checkpoint_state(self) -> dict[str, Any]:
         """Entries the scheme adds to ``checkpoint["ganforge"]`` beside the shared ones."""
         return {}
+
+    # ----------------------------------------------------------------- speed switches
+    def format(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` in the memory format the networks use."""
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
+
+    def apply_speed_switches(self, networks: Iterable[nn.Module], compiled: Iterable[nn.Module]) -> None:
+        """Put ``networks`` in the channels-last format (``channels_last``) and compile ``compiled``
+        in place, once (``compile``). Call it from ``setup``, before the strategy wraps the module:
+        DDP's gradient buckets take the weights' layout."""
+        if self.channels_last:
+            for net in networks:
+                net.to(memory_format=torch.channels_last)
+        if self.compile_networks and not getattr(self, "_compiled", False):
+            backend = self.compile_networks if isinstance(self.compile_networks, str) else "inductor"
+            for net in compiled:
+                net.compile(backend=backend)
+            self._compiled = True
 
     # ----------------------------------------------------------------- the shared step
     def training_step(self, batch: Any, batch_idx: int) -> None:

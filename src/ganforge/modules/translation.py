@@ -39,6 +39,8 @@ class TranslationScheme(TrainingScheme):
         loss: the :class:`~ganforge.losses.translation.TranslationObjective`.
         optimizer: see :class:`~ganforge.modules.scheme.TrainingScheme`.
         max_iters: stop after this many training batches; ``None`` = no limit.
+        channels_last: channels-last networks and input images (see ``TrainingScheme``).
+        compile: ``torch.compile`` every generator and discriminator (see ``TrainingScheme``).
     """
 
     paired_data = False  # whether the scheme needs paired A/B images
@@ -52,8 +54,10 @@ class TranslationScheme(TrainingScheme):
         loss: TranslationObjective,
         optimizer: Mapping[str, Any],
         max_iters: int | None = None,
+        channels_last: bool = False,
+        compile: bool | str = False,
     ):
-        super().__init__(optimizer, max_iters=max_iters)
+        super().__init__(optimizer, max_iters=max_iters, channels_last=channels_last, compile=compile)
         self.generator, self.discriminator, self.objective = generator, discriminator, loss
         self.target_scores = TargetScores()  # PSNR/SSIM against known targets, and the identity baseline
         self._classifier: dict[str, nn.Module] = {}  # outside the state dict: not part of the model
@@ -166,7 +170,17 @@ class TranslationScheme(TrainingScheme):
         """Whether translation draws random numbers in eval mode (pix2pix's test-time dropout)."""
         return any(isinstance(m, TestTimeDropout) and m.at_eval and m.p > 0 for m in self.generator.modules())
 
-    # ----------------------------------------------------------------- optimizers
+    # ----------------------------------------------------------------- speed switches and optimizers
+    def setup(self, stage: str) -> None:
+        networks = [*self.generators(), *self.discriminators()]
+        self.apply_speed_switches(networks, compiled=networks)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Images in the networks' memory format (every scheme reads them from the batch dict)."""
+        if not self.channels_last or not isinstance(batch, Mapping):
+            return batch
+        return {key: self.format(x) if isinstance(x, torch.Tensor) else x for key, x in batch.items()}
+
     def configure_optimizers(self):
         g_params = itertools.chain(*(net.parameters() for net in self.generators()))
         d_params = itertools.chain(*(net.parameters() for net in self.discriminators()))
