@@ -58,7 +58,9 @@ CASES: dict[str, list[str]] = {
         "experiment=cyclegan_digits2mnist",
         "data.batch_size=4",
         "callbacks.panels=null",
-        *("data.frame=stretch", "data.img_size=32", "data.load_size=32"),  # the data it was recorded on
+        # the data and settings it was recorded with
+        *("data.frame=stretch", "data.img_size=32", "data.load_size=32"),
+        *("loss.lambda_identity=0.5", "model.discriminator.n_layers=2"),
     ],
     "pix2pix": ["experiment=pix2pix_edges2photos", "data.batch_size=1", "callbacks.panels=null", *_PHOTOS],
 }
