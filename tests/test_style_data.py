@@ -113,3 +113,13 @@ def test_mean_target_is_the_mean_training_target():
     assert torch.allclose(
         mean[0], torch.stack([dm.train_set[i]["B"] for i in range(len(dm.train_set))]).mean(0), atol=1e-5
     )
+
+
+def test_every_embedded_photo_loads_offline_as_rgb():
+    from ganforge.data.embedded_pairs import PHOTOS, load_photo
+
+    for name in PHOTOS:
+        photo = load_photo(name)
+        assert photo.ndim == 3 and photo.shape[2] == 3 and 0 <= photo.min() and photo.max() <= 1, name
+    with pytest.raises(ValueError, match="unknown photo 'moon'; choose from astronaut"):
+        load_photo("moon")

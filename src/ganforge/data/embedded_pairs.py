@@ -36,17 +36,33 @@ from ganforge.data.translation import (
     UnpairedDataset,
 )
 
-PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "china", "flower")
+PHOTOS = (  # colour photos shipped inside scikit-image and scikit-learn (no download)
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "china",
+    "flower",
+    "motorcycle",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+)
 FRAMES = ("mnist", "stretch")  # how digits2mnist frames the 8x8 digits (see frame_like_mnist)
 
 
 def load_photo(name: str) -> np.ndarray:
-    """A sample photo shipped with scikit-image (astronaut, chelsea, coffee, rocket) or
+    """A sample photo shipped with scikit-image (astronaut, chelsea, coffee, rocket, the left
+    view of its stereo motorcycle, hubble_deep_field, immunohistochemistry, retina) or
     scikit-learn (china, flower) as ``(H, W, 3)`` float in [0, 1]."""
     if name in ("china", "flower"):
         from sklearn.datasets import load_sample_image
 
         image = load_sample_image(f"{name}.jpg")
+    elif name == "motorcycle":
+        from skimage import data
+
+        image = data.stereo_motorcycle()[0]
     elif name in PHOTOS:
         from skimage import data
 
