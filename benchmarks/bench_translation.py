@@ -94,8 +94,11 @@ class StepTimer(Callback):
             self.flops, self._counter = float(self._counter.get_total_flops()), None
 
 
-def compose(img_size: int, blocks: int, width: int | None, batch_size: int, run_dir: str):
-    """The composed CycleGAN config at ``img_size`` with ``blocks`` residual blocks (widths from the config)."""
+def compose(
+    img_size: int, blocks: int, width: int | None, batch_size: int, run_dir: str, more: tuple[str, ...] = ()
+):
+    """The composed CycleGAN config at ``img_size`` with ``blocks`` residual blocks (widths from the
+    config unless ``width``), and the overrides ``more``."""
     overrides = [
         *CYCLEGAN,
         "data=photo2painting",
@@ -105,11 +108,31 @@ def compose(img_size: int, blocks: int, width: int | None, batch_size: int, run_
     overrides.append(f"model.generator.n_blocks={blocks}")
     if width:
         overrides += [f"model.generator.width={width}", f"model.discriminator.width={width}"]
-    cfg = compose_config(overrides)
+    cfg = compose_config([*overrides, *more])
     with open_dict(cfg):
         cfg.paths.output_dir = run_dir
         cfg.paths.outputs_root = run_dir
     return cfg
+
+
+def bare_trainer(device: str, precision: str, n_batches: int, callbacks: list[Callback]) -> pl.Trainer:
+    """A ``Trainer`` for one epoch of ``n_batches`` training batches with nothing but ``callbacks``:
+    no validation, loggers, checkpoints or progress bar."""
+    return pl.Trainer(
+        accelerator="gpu" if device == "cuda" else "cpu",
+        devices=1,
+        precision=precision,
+        benchmark=device == "cuda",  # fixed sizes: cuDNN picks its fastest kernels (trainer=gpu does too)
+        max_epochs=1,
+        limit_train_batches=n_batches,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=callbacks,
+    )
 
 
 def measure_one(
@@ -130,21 +153,7 @@ def measure_one(
         n_batches = warmup + iters + 1
         data = RandomPairs(n_batches * batch_size, int(cfg.data.channels), img_size)
         timer = StepTimer(warmup, iters, device)
-        trainer = pl.Trainer(
-            accelerator="gpu" if device == "cuda" else "cpu",
-            devices=1,
-            precision=precision,
-            benchmark=device == "cuda",  # fixed sizes: cuDNN picks its fastest kernels (trainer=gpu does too)
-            max_epochs=1,
-            limit_train_batches=n_batches,
-            limit_val_batches=0,
-            num_sanity_val_steps=0,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            callbacks=[timer],
-        )
+        trainer = bare_trainer(device, precision, n_batches, [timer])
         trainer.fit(module, train_dataloaders=DataLoader(data, batch_size=batch_size, drop_last=True))
     per_iter = timer.seconds / iters
     return {

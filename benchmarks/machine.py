@@ -38,6 +38,12 @@ def cpu_info() -> dict[str, str | float | int]:
         "ghz": float(mhz) / 1000 if mhz else float("nan"),
         "avx2_fma": int({"avx2", "fma"} <= flags),
         "avx512": int("avx512f" in flags),
+        # bfloat16 matrix units: AMX tiles (Intel Sapphire Rapids on), else AVX-512 BF16 dot products
+        "bf16_units": "amx_bf16"
+        if "amx_bf16" in flags
+        else "avx512_bf16"
+        if "avx512_bf16" in flags
+        else "none",
     }
 
 

@@ -56,7 +56,7 @@ def test_bench_train_reports_every_figure(bench_train):
 
 def test_run_all_discovers_every_benchmark():
     found = [p.name for p in bench_module("run_all").discover()]
-    assert {"bench_train.py", "bench_translation.py"} <= set(found) and all(
+    assert {"bench_train.py", "bench_translation.py", "bench_cyclegan_official.py"} <= set(found) and all(
         n.startswith("bench_") for n in found
     )
 
@@ -107,3 +107,20 @@ def test_bench_translation_reports_time_memory_and_flops():
         assert float(row["s/iteration"]) > 0 and float(row["peak RSS (MB)"]) > 0
     flops = [float(r["GFLOP/iteration"]) for r in rows]
     assert flops[1] == pytest.approx(2 * flops[0], rel=0.1)  # twice the images, twice the work
+
+
+def test_official_cyclegan_step_starts_where_ganforge_does():
+    """The plain loop of the reference step and ganforge's module, from the same weights on the
+    same batch: the same first losses in fp32; bf16 autocast changes them."""
+    bench = bench_module("bench_cyclegan_official")
+    tiny = {"blocks": 1, "width": 8, "warmup": 1, "iters": 1}
+    fp32 = bench.measure_pair(32, 2, "default", **tiny)
+    assert fp32["first_loss_rel_diff"] < 1e-5 and fp32["ganforge_s"] > 0 and fp32["official_s"] > 0
+    bf16 = bench.measure_pair(32, 2, "recommended", **tiny)
+    assert 1e-5 < bf16["first_loss_rel_diff"] < 0.05
+    row = bench.row(32, 2, "default", fp32)
+    assert row["run"] == "32 px, batch 2" and float(row["speed-up of medians"]) > 0
+    pool = bench.HistoryPool(2)
+    images = [torch.full((1, 1, 2, 2), float(i)) for i in range(40)]
+    seen = torch.cat([pool.query(x) for x in images]).flatten(1)[:, 0]
+    assert seen[:2].tolist() == [0.0, 1.0] and (seen[2:] != torch.arange(2, 40)).any()  # history returned
