@@ -101,31 +101,34 @@ def rendered_tiles(names, short_side: int, size: int, render=None) -> torch.Tens
 
 
 def frame_like_mnist(digits: torch.Tensor, box: int = 20, side: int = 28) -> torch.Tensor:
-    """Frame ``(N, 1, h, w)`` digits in [0, 1] as MNIST does (LeCun et al. 1998).
+    """Frame ``(N, 1, h, w)`` digits in [0, 1] as MNIST frames its digits (LeCun et al. 1998).
 
-    Each digit is scaled (antialiased bilinear, aspect kept) so its larger side fills a
-    ``box`` px box, placed in a ``side`` px black frame and shifted by whole pixels so its
-    centre of mass lies at the frame's centre.
+    Each digit's ink bounding box (pixels above 0) is cropped and scaled (antialiased bilinear,
+    aspect kept) so its larger side fills a ``box`` px box, placed in a ``side`` px black frame
+    and shifted by whole pixels so its centre of mass lies at the frame's centre.
     """
-    n, _, h, w = digits.shape
-    scale = box / max(h, w)
-    size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    scaled = torch.nn.functional.interpolate(
-        digits, size=size, mode="bilinear", align_corners=False, antialias=True
-    ).clamp(0, 1)
-    out = torch.zeros(n, 1, side, side, dtype=digits.dtype)
-    top, left = (side - size[0]) // 2, (side - size[1]) // 2
-    out[:, :, top : top + size[0], left : left + size[1]] = scaled
-    ys, xs = torch.arange(side, dtype=digits.dtype), torch.arange(side, dtype=digits.dtype)
-    mass = out.sum((1, 2, 3)).clamp_min(1e-8)
-    cy = (out.sum((1, 3)) * ys).sum(1) / mass
-    cx = (out.sum((1, 2)) * xs).sum(1) / mass
+    out = torch.zeros(len(digits), 1, side, side, dtype=digits.dtype)
     centre = (side - 1) / 2
-    for i in range(n):
-        dy, dx = round(centre - float(cy[i])), round(centre - float(cx[i]))
-        out[i] = torch.roll(
-            out[i], shifts=(dy, dx), dims=(-2, -1)
-        )  # the margin is black: no wrap-around shows
+    grid = torch.arange(side, dtype=digits.dtype)
+    for i, digit in enumerate(digits):
+        rows, cols = (digit[0] > 0).any(1).nonzero(), (digit[0] > 0).any(0).nonzero()
+        if len(rows) == 0:
+            continue  # blank: stays black
+        ink = digit[:, int(rows.min()) : int(rows.max()) + 1, int(cols.min()) : int(cols.max()) + 1]
+        h, w = ink.shape[-2:]
+        size = (max(1, round(h * box / max(h, w))), max(1, round(w * box / max(h, w))))
+        scaled = torch.nn.functional.interpolate(
+            ink[None], size=size, mode="bilinear", align_corners=False, antialias=True
+        )[0].clamp(0, 1)
+        top, left = (side - size[0]) // 2, (side - size[1]) // 2
+        out[i, :, top : top + size[0], left : left + size[1]] = scaled
+        mass = out[i].sum().clamp_min(1e-8)
+        cy, cx = (
+            float((out[i].sum((0, 2)) * grid).sum() / mass),
+            float((out[i].sum((0, 1)) * grid).sum() / mass),
+        )
+        # the margin is black and the shift is a few pixels: nothing wraps around
+        out[i] = torch.roll(out[i], shifts=(round(centre - cy), round(centre - cx)), dims=(-2, -1))
     return out
 
 
