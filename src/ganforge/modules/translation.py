@@ -175,11 +175,11 @@ class TranslationScheme(TrainingScheme):
         networks = [*self.generators(), *self.discriminators()]
         self.apply_speed_switches(networks, compiled=networks)
 
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Images in the networks' memory format (every scheme reads them from the batch dict)."""
-        if not self.channels_last or not isinstance(batch, Mapping):
-            return batch
-        return {key: self.format(x) if isinstance(x, torch.Tensor) else x for key, x in batch.items()}
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        # The images in the networks' memory format (every scheme reads them from the batch dict).
+        if self.channels_last:
+            batch = {key: self.format(x) if isinstance(x, torch.Tensor) else x for key, x in batch.items()}
+        super().training_step(batch, batch_idx)
 
     def configure_optimizers(self):
         g_params = itertools.chain(*(net.parameters() for net in self.generators()))
