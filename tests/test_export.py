@@ -18,6 +18,7 @@ from ganforge.train import train
 from ganforge.translate import load_translator
 from ganforge.utils.checkpoint import CheckpointError, load_generator
 from tests.conftest import compose_tiny
+from tests.test_speed import TRANSLATION
 
 BIN = Path(sys.executable).parent
 # TorchScript is deprecated in torch 2.14 but still what many serving stacks load.
@@ -130,20 +131,15 @@ def test_cli_names_a_bad_checkpoint(tmp_path, capsys):
 
 
 # ----------------------------------------------------------------- image-to-image translators
-# Tiny checkpoints of a quick training run: CycleGAN and CUT at 16 px with one residual block
-# (fully convolutional: sides of any multiple of 4; CUT's generator blur-pools), pix2pix at 64 px
-# (a U-Net of 6 levels, the innermost with the paper's dropout, on at test time by its config).
+# Tiny checkpoints of a quick training run, composed from the groups as the speed tests compose
+# them: CycleGAN and CUT at 16 px with one residual block (fully convolutional: sides of any
+# multiple of 4; CUT's generator blur-pools), pix2pix at 64 px (a U-Net of 6 levels, the
+# innermost with the paper's dropout, on at test time by its config).
 TINY_RUN = ["data.batch_size=2", "++trainer.limit_val_batches=0"]
-RESNET = ["data.img_size=16", "data.load_size=16", "model.generator.n_blocks=1", *TINY_RUN]
 TRANSLATION_RUNS = {
-    "cyclegan": ["experiment=cyclegan_digits2mnist", *RESNET],
-    "cut": ["experiment=cut_digits2mnist", *RESNET, "loss.nce_layers=[input,down2,block1]"],
-    "pix2pix": [
-        "experiment=pix2pix_edges2photos",
-        "data.photo_size=80",
-        "data.img_size=64",
-        "data.load_size=68",
-    ]
+    "cyclegan": [*TRANSLATION["cyclegan"], "data.img_size=16", *TINY_RUN],
+    "cut": [*TRANSLATION["cut"], "data.img_size=16", *TINY_RUN],
+    "pix2pix": [*TRANSLATION["pix2pix"], "data.photo_size=80", "data.img_size=64", "data.load_size=68"]
     + TINY_RUN,
 }
 
