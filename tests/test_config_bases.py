@@ -34,9 +34,11 @@ NATIVE = {
         "callbacks=image2image",
     ],
     "pix2pix": ["data=edges2photos", "loss=pix2pix", "optimizer=adam_linear_decay", "callbacks=image2image"],
+    "cut": ["data=digits2mnist", "loss=cut", "optimizer=adam_linear_decay", "callbacks=image2image"],
+    "fastcut": ["data=digits2mnist", "loss=fastcut", "optimizer=adam_linear_decay", "callbacks=image2image"],
 }
 GAN_MODELS = {"dcgan", "sngan", "sngan_cond", "acgan", "mlp"}
-TRANSLATION_MODELS = {"cyclegan", "pix2pix"}
+TRANSLATION_MODELS = {"cyclegan", "pix2pix", "cut", "fastcut"}
 
 # The switches the README documents, with the models that refuse each one (the key it must name).
 SWITCHES: dict[str, set[str]] = {
