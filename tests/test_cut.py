@@ -176,6 +176,7 @@ def test_cut_and_fastcut_configs_compose(tiny_cfg):
         (["loss=cyclegan"], "model=cut / model=fastcut needs loss=cut or loss=fastcut"),
         (["loss=cut", "loss.nce_layers=[input,block12]"], "loss.nce_layers: unknown feature point 'block12'"),
         (["loss=cut", "+loss.lambda_cycle=10"], "loss.lambda_cycle has no part in CUT"),
+        (["loss=cut", "model.compile=aot_eager", "model.channels_last=true"], "cannot combine model.compile"),
     ],
 )
 def test_wrong_loss_or_layers_are_refused_by_name(tiny_cfg, overrides, message):

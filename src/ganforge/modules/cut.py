@@ -60,6 +60,11 @@ class CUTModule(TranslationScheme):
                 "model=cut reads the generator's encoder features: model.generator must be the ResNet "
                 f"translator (ganforge.networks.resnet_translator.ResnetTranslator); got {type(generator).__name__}"
             )
+        if channels_last and compile:
+            raise ConfigError(
+                "model=cut / model=fastcut cannot combine model.compile with model.channels_last: the compiled "
+                "PatchNCE backward fails on channels-last strides; use one of them"
+            )
         switches = {"channels_last": channels_last, "compile": compile}
         super().__init__(generator, discriminator, loss, optimizer, max_iters=max_iters, **switches)
         try:
