@@ -45,8 +45,10 @@ def test_every_module_option_instantiates(tiny_cfg, group):
         cfg = tiny_cfg([f"{group}={option}"])
         if cfg.model._target_ != "ganforge.modules.gan.GANModule":
             continue  # other schemes have their own tests
-        if cfg.loss._target_.endswith("TranslationObjective"):
-            with pytest.raises(ConfigError, match="GAN models need a GAN loss .* model=cyclegan"):
+        if cfg.loss._target_.endswith(("TranslationObjective", "CUTObjective")):
+            with pytest.raises(
+                ConfigError, match="GAN models need a GAN loss .* which trains model=(cyclegan|cut)"
+            ):
                 build_module(cfg, None)
             continue
         module = build_module(cfg, None)
