@@ -256,7 +256,7 @@ def test_cli_reports_bad_value_without_traceback(tmp_path):
 # Bad input as a user types it: (console script, arguments, phrases of the last line of stderr).
 # {random}: random bytes, {text}: a text file, {truncated}: half a torch checkpoint, {missing}: no file.
 BAD_INPUT = [
-    ("ganforge-train", ["model=nosuch"], ["model=nosuch", "choose one of: acgan, cyclegan, dcgan"]),
+    ("ganforge-train", ["model=nosuch"], ["model=nosuch", "choose one of: acgan, cut, cyclegan, dcgan"]),
     ("ganforge-train", ["trainer.max_epoch=3"], ["Unknown config key 'trainer.max_epoch'", "max_epochs"]),
     (
         "ganforge-train",
