@@ -7,6 +7,7 @@
 set -euo pipefail
 TRAIN="${TRAIN:-ganforge-train}"
 REPORT="${REPORT:-ganforge-report}"
+PYTHON="${PYTHON:-python}"  # the environment ganforge is installed in (make setup: .venv/bin/python)
 OUT="${OUT:-outputs/translation_methods}"
 SEEDS="${SEEDS:-1,2,3}"
 export OMP_NUM_THREADS=1
@@ -36,4 +37,6 @@ case "${LANE:-both}" in
   2) lane2 ;;
   *) lane1 & lane2 & wait ;;
 esac
-$REPORT "$OUT" metrics='val/*,perf/*,params/*' readme=experiments/translation_methods/README.md
+$REPORT "$OUT" out="$OUT/report" plots=false metrics='val/psnr,val/ssim,val/label_acc,val/fid,val/kid_mean,perf/*,params/total' \
+  readme=experiments/translation_methods/README.md
+"$PYTHON" experiments/translation_methods/figure.py "$OUT" 1
