@@ -86,7 +86,9 @@ def fingerprint(state: dict[str, torch.Tensor]) -> dict[str, list[float]]:
     return out
 
 
-RECORDED_THREADS = 2  # intra-op threads the cases were recorded with: the split of a reduction moves its rounding
+RECORDED_THREADS = (
+    2  # intra-op threads the cases were recorded with: the split of a reduction moves its rounding
+)
 
 
 def run_case(name: str, tmp_path: Path) -> dict:
