@@ -4,7 +4,8 @@ Usage (from the repository root, after run.sh):
     .venv/bin/python experiments/translation_methods/figure.py [outputs/translation_methods] [seed]
 
 For each benchmark, the first ``ROWS`` held-out images of its data (as the experiment composes it)
-are translated by the ``last.ckpt`` of every method's run with ``seed`` (default 1), through
+are translated by the ``last.ckpt`` of every method's run with ``seed`` (default 1; else its lowest
+seed), through
 :func:`ganforge.translate.load_translator` (the checkpoint alone, no config files); columns:
 input | one column per method | the known target (digits2ink, photo2painting) or a real B image
 (digits2mnist, for the look of the domain). Writes ``<benchmark>.png`` next to this file.
@@ -33,12 +34,13 @@ BENCHMARKS = {  # benchmark -> its methods, in the table's order
 }
 
 
-def run_of(root: Path, experiment: str, seed: int) -> Path | None:
-    """The run folder of ``experiment`` with ``seed`` below ``root`` (the newest if several)."""
+def run_of(root: Path, experiment: str, seed: int) -> tuple[Path, int] | None:
+    """The run folder of ``experiment`` with ``seed`` below ``root`` (the newest if several), or,
+    without one, the run with the lowest seed; and that run's seed."""
     if not (root / experiment).is_dir():
         return None
-    found = [run.path for run in find_runs(root / experiment) if run.seed == seed]
-    return sorted(found)[-1] if found else None
+    runs = sorted(find_runs(root / experiment), key=lambda run: (run.seed != seed, run.seed, str(run.path)))
+    return (runs[0].path, runs[0].seed) if runs else None
 
 
 def held_out(benchmark: str, n: int) -> dict:
@@ -56,14 +58,15 @@ def figure(root: Path, benchmark: str, seed: int) -> Path | None:
     inputs = batch["A"]
     columns, names = [inputs], ["input"]
     for method in BENCHMARKS[benchmark]:
-        run = run_of(root, f"{method}_{benchmark}", seed)
-        if run is None:
-            print(f"{benchmark}: no {method} run with seed {seed} below {root}; column left out")
+        found = run_of(root, f"{method}_{benchmark}", seed)
+        if found is None:
+            print(f"{benchmark}: no {method} run below {root}; column left out")
             continue
+        run, run_seed = found
         net, _ = load_translator(run / "checkpoints" / "last.ckpt")
         torch.manual_seed(seed)  # pix2pix's test-time dropout: a fixed draw
         columns.append(net.eval()(inputs).clamp(-1, 1))
-        names.append(method)
+        names.append(method if run_seed == seed else f"{method} (seed {run_seed})")
     if len(columns) == 1:
         return None
     columns.append(batch.get("target", batch["B"]))
