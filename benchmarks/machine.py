@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from ganforge.callbacks.run_stats import peak_memory_mb, reset_peak_memory
+
 
 def cpu_info() -> dict[str, str | float | int]:
     """Model name, usable cores, clock (GHz) and vector flags from ``/proc/cpuinfo``."""
@@ -169,24 +171,12 @@ class PeakMemory:
         return int(match.group(1)) / 1024 if match else float("nan")
 
     def __enter__(self) -> PeakMemory:
-        if self.device.startswith("cuda"):
-            torch.cuda.reset_peak_memory_stats()
-            self.start_mb = torch.cuda.memory_allocated() / 2**20
-        else:
-            self.start_mb = self._status_mb("VmRSS")
-            try:
-                Path("/proc/self/clear_refs").write_text("5")
-            except OSError:
-                pass
+        device = torch.device(self.device)
+        self.start_mb = (
+            torch.cuda.memory_allocated() / 2**20 if device.type == "cuda" else self._status_mb("VmRSS")
+        )
+        reset_peak_memory(device)  # measured as the runs' perf/peak_mem_mb is
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.device.startswith("cuda"):
-            self.peak_mb = torch.cuda.max_memory_allocated() / 2**20
-            return
-        self.peak_mb = self._status_mb("VmHWM")
-        if self.peak_mb == self.peak_mb:  # not NaN: Linux reported it
-            return
-        import resource
-
-        self.peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        self.peak_mb, _ = peak_memory_mb(torch.device(self.device))
