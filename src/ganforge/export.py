@@ -243,11 +243,11 @@ def _generator_export(ckpt: dict, batch_size: int, ema: bool) -> tuple[nn.Module
 
 
 def _translator_export(
-    ckpt_path: str | Path, direction: str, batch_size: int, img_size: int | None
+    ckpt_path: str | Path, ckpt: dict, direction: str, batch_size: int, img_size: int | None
 ) -> tuple[nn.Module, Signature, list, dict]:
-    """The graph, signature, input sets (trace first) and description of an image-to-image translator."""
-    # load_translator reads the file again: the checks of which schemes translate live there.
-    translator, config = load_translator(ckpt_path, direction)
+    """The graph, signature, input sets (trace first) and description of an image-to-image translator
+    (``ckpt``: the loaded checkpoint at ``ckpt_path``; load_translator checks which schemes translate)."""
+    translator, config = load_translator(ckpt_path, direction, ckpt=ckpt)
     channels, trained = int(config["data"]["channels"]), int(config["data"]["img_size"])
     multiple = int(getattr(translator, "size_multiple", 0) or 0)
     size = int(img_size or trained)
@@ -318,9 +318,8 @@ def export_generator(
         graph, sig, sets, info = _generator_export(loaded, batch_size, ema)
         name = "generator"
     else:
-        del loaded  # the translator is read by load_translator
         direction = direction or "AtoB"
-        graph, sig, sets, info = _translator_export(ckpt, direction, batch_size, img_size)
+        graph, sig, sets, info = _translator_export(ckpt, loaded, direction, batch_size, img_size)
         name = f"translator_{direction}"
     out = Path(out) if out else Path(ckpt).with_name(name + SUFFIX[fmt])
     worst = write_verified(graph, fmt, out, sig, sets[0], sets[1:], atol, info["what"])

@@ -46,14 +46,19 @@ def parse_args(argv: list[str]) -> dict:
     return args
 
 
-def load_translator(ckpt_path: str | Path, direction: str = "AtoB") -> tuple[torch.nn.Module, dict]:
+def load_translator(
+    ckpt_path: str | Path, direction: str = "AtoB", ckpt: dict | None = None
+) -> tuple[torch.nn.Module, dict]:
     """The generator of one direction from an image-to-image checkpoint, and the run config.
+
+    ``ckpt`` is the checkpoint at ``ckpt_path`` when the caller has loaded it already (then the
+    file is not read again); ``ckpt_path`` still names it in the messages.
 
     Raises:
         CheckpointError: the file is missing, truncated, foreign, or not an image-to-image
             checkpoint; or it has no generator for ``direction`` (pix2pix, CUT: AtoB only).
     """
-    ckpt = load_checkpoint(ckpt_path)
+    ckpt = ckpt if ckpt is not None else load_checkpoint(ckpt_path)
     scheme = ckpt["ganforge"].get("scheme", "unknown")
     if scheme == "image2image":  # checkpoints written before CycleGAN and pix2pix were two modules
         scheme = ((ckpt["ganforge"].get("config") or {}).get("model") or {}).get("mode", scheme)
