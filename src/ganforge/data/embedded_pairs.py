@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ganforge.config import ConfigError, check_value
+from ganforge.config import ConfigError
 from ganforge.data.base import match_channels, resize_batch, split_indices, to_unit_range
 from ganforge.data.embedded import load_mnist5k_arrays
 from ganforge.data.ink import ink_style
@@ -247,13 +247,9 @@ class Digits2MNISTDataModule(TranslationDataModule):
 
     def __init__(self, frame: str = "mnist", val_fraction: float = 0.1, split_seed: int = 0, **kwargs):
         super().__init__(**kwargs)
-        check_value("data.val_fraction", val_fraction)
+        self.check_held_out(val_fraction, "both domains need held-out images")
         if frame not in FRAMES:
             raise ConfigError(f"data.frame must be one of {', '.join(FRAMES)}; got {frame!r}")
-        if val_fraction == 0:
-            raise ConfigError(
-                f"data.val_fraction must be > 0 for {self.name}: both domains need held-out images"
-            )
         self.frame, self.val_fraction, self.split_seed = frame, val_fraction, split_seed
 
     def settings_id(self) -> str:
@@ -327,11 +323,7 @@ class Digits2InkDataModule(TranslationDataModule):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        check_value("data.val_fraction", val_fraction)
-        if val_fraction == 0:
-            raise ConfigError(
-                f"data.val_fraction must be > 0 for {self.name}: the scores need held-out digits"
-            )
+        self.check_held_out(val_fraction, "the scores need held-out digits")
         if self.channels != 3:
             raise ConfigError(
                 f"data.channels must be 3 for {self.name} (the ink style is coloured); got {self.channels}"
@@ -343,27 +335,29 @@ class Digits2InkDataModule(TranslationDataModule):
         args = ",".join(f"{k}={v}" for k, v in sorted(self.ink_args.items()))
         return f"-load{self.load_size}-val{self.val_fraction}-split{self.split_seed}-ink({args})"
 
-    def render(self, digits: torch.Tensor) -> torch.Tensor:
-        """Digits ``(N, 1, H, W)`` in [0, 1] -> ``(A, B)`` at ``load_size`` in [-1, 1]: the grey digit
-        as RGB, and its ink rendering."""
-        a = match_channels(resize_batch(digits * 2.0 - 1.0, self.load_size), 3)
-        b = resize_batch(ink_style(digits, **self.ink_args) * 2.0 - 1.0, self.load_size)
-        return a.contiguous(), b.contiguous()
+    def inputs(self, digits: torch.Tensor) -> torch.Tensor:
+        """Digits ``(N, 1, H, W)`` in [0, 1] as domain A: the grey digit as RGB at ``load_size``, in [-1, 1]."""
+        return match_channels(resize_batch(digits * 2.0 - 1.0, self.load_size), 3).contiguous()
+
+    def targets(self, digits: torch.Tensor) -> torch.Tensor:
+        """Digits ``(N, 1, H, W)`` in [0, 1] as domain B: their ink rendering at ``load_size``, in [-1, 1]."""
+        return resize_batch(ink_style(digits, **self.ink_args) * 2.0 - 1.0, self.load_size).contiguous()
+
+    def pairs(self, digits: torch.Tensor) -> TensorPairs:
+        """Each digit with its own rendering."""
+        return TensorPairs(self.inputs(digits), self.targets(digits))
 
     def build_sets(self):
         digits = torch.nn.functional.pad(mnist_digits(), (2, 2, 2, 2))  # 28 -> 32 px, black margin
         train_idx, val_idx = split_indices(len(digits), self.val_fraction, self.split_seed)
         args = (self.load_size, self.img_size)
-        held_out = PairedDataset(TensorPairs(*self.render(digits[val_idx])), *args, False, False)
+        held_out = PairedDataset(self.pairs(digits[val_idx]), *args, False, False)
         if self.paired:
-            return PairedDataset(
-                TensorPairs(*self.render(digits[train_idx])), *args, self.flip, True
-            ), held_out
+            return PairedDataset(self.pairs(digits[train_idx]), *args, self.flip, True), held_out
         order = train_idx[
             torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(self.split_seed + 1))
         ]
         half = len(order) // 2
-        source_a, _ = self.render(digits[order[:half]])
-        _, source_b = self.render(digits[order[half:]])
+        source_a, source_b = self.inputs(digits[order[:half]]), self.targets(digits[order[half:]])
         train = UnpairedDataset(TensorSource(source_a), TensorSource(source_b), *args, self.flip, True)
         return train, held_out

@@ -169,6 +169,13 @@ class TranslationDataModule(LightningDataModule):
         self.val_set: Dataset | None = None
         self._mean_target: torch.Tensor | None = None
 
+    def check_held_out(self, val_fraction: float, why: str) -> None:
+        """Refuse a ``data.val_fraction`` the rule table refuses, or 0 where the data needs a
+        held-out split (``why`` says what for)."""
+        check_value("data.val_fraction", val_fraction)
+        if val_fraction == 0:
+            raise ConfigError(f"data.val_fraction must be > 0 for {self.name}: {why}")
+
     # -- what subclasses provide -------------------------------------------------
     def build_sets(self) -> tuple[Dataset, Dataset]:
         """Return ``(train, held_out)`` datasets of batch-contract items."""
