@@ -191,6 +191,41 @@ def test_instance_norm_affine_option_learns_scale_and_shift():
         assert extra == sum(2 * m.num_features for m in norms)
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda **kw: __import__("ganforge.networks.resnet_translator", fromlist=["x"]).ResnetTranslator(
+            3, 8, 2, **kw
+        ),
+        lambda **kw: __import__("ganforge.networks.resnet_translator", fromlist=["x"]).ResnetTranslator(
+            3, 8, 2, antialias=True, **kw
+        ),
+        lambda **kw: __import__("ganforge.networks.unet", fromlist=["x"]).UNetGenerator(
+            3, 32, 4, dropout=0.0, **kw
+        ),
+    ],
+    ids=["resnet", "resnet-antialias", "unet"],
+)
+def test_residual_translators_start_as_the_identity_and_learn_a_change(make):
+    torch.manual_seed(0)
+    plain, residual = make(), make(residual=True)
+    assert sum(p.numel() for p in plain.parameters()) == sum(p.numel() for p in residual.parameters())
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    torch.testing.assert_close(residual(x), x, rtol=0, atol=0)  # the zeroed last layer changes nothing
+    target = (x * 0.5).detach()  # a style that halves contrast: reachable only by changing the input
+    opt = torch.optim.Adam(residual.parameters(), lr=1e-3)
+    start = torch.nn.functional.mse_loss(residual(x), target).item()
+    for _ in range(60):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(residual(x), target).backward()
+        opt.step()
+    assert torch.nn.functional.mse_loss(residual(x), target).item() < 0.8 * start
+    out = residual(torch.ones(1, 3, 32, 32) * 5)  # never leaves the image range
+    assert out.max() <= 1 and out.min() >= -1
+    with pytest.raises(ValueError, match="channels_out"):
+        make(residual=True, channels_out=1)
+
+
 def test_pix2pix_trains_and_logs_psnr_against_its_baseline(tiny_cfg, tmp_path):
     metrics = train(tiny_cfg(["experiment=pix2pix_edges2photos", *PHOTOS]))
     for key in ("val/psnr", "val/ssim", "val/psnr_identity", "val/ssim_identity", "train/l1", "train/g_adv"):

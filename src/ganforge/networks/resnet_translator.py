@@ -25,7 +25,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganforge.networks.translator_layers import init_translator_weights, norm_layer, uses_bias
+from ganforge.networks.translator_layers import (
+    InputResidual,
+    init_translator_weights,
+    norm_layer,
+    uses_bias,
+)
 
 
 class ResidualBlock(nn.Module):
@@ -98,6 +103,8 @@ class ResnetTranslator(nn.Module):
         norm_affine: learned scale and shift in instance norm (see :func:`norm_layer`).
         antialias: blur-pooled down- and upsampling, as CUT's generator (see the module docstring);
             ``False`` is CycleGAN's strided and transposed convolutions.
+        residual: predict a change to the input instead of the image (:class:`InputResidual`:
+            ``clamp(x + change)``, starting as the identity); ``False`` is the paper's ``tanh``.
 
     Feature points (:meth:`encode`): ``input`` is the reflect-padded input image (the output of
     the first layer), ``down1`` / ``down2`` the outputs of the first / second downsampling
@@ -118,6 +125,7 @@ class ResnetTranslator(nn.Module):
         channels_out: int | None = None,
         norm_affine: bool = False,
         antialias: bool = False,
+        residual: bool = False,
     ):
         super().__init__()
         if n_blocks < 0:
@@ -155,12 +163,18 @@ class ResnetTranslator(nn.Module):
                 ]
             layers += [norm_layer(norm, ch // 2, norm_affine), nn.ReLU(True)]
             ch //= 2
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ch, channels_out or channels, 7), nn.Tanh()]
+        last = nn.Conv2d(ch, channels_out or channels, 7)
+        if residual and (channels_out or channels) != channels:
+            raise ValueError(
+                f"residual=true adds the output to the input: channels_out ({channels_out}) must equal channels ({channels})"
+            )
+        layers += [nn.ReflectionPad2d(3)] + ([] if residual else [last, nn.Tanh()])
         self.net = nn.Sequential(*layers)
+        self.residual = InputResidual(last) if residual else None
         init_translator_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.net(x) if self.residual is None else self.residual(self.net(x), x)
 
     def _point(self, name: str) -> int:
         if name not in self.feature_points:

@@ -49,13 +49,41 @@ class TestTimeDropout(nn.Dropout):
         return F.dropout(x, self.p, self.training or self.at_eval, self.inplace)
 
 
+class InputResidual(nn.Module):
+    """The last layer of a translator that predicts a change to its input (``residual=True``).
+
+    The output is ``clamp(x + change, -1, 1)`` instead of ``tanh(change)``: the translator starts
+    as the identity (``layer``'s weights and bias are zeroed here) and learns only what the style
+    alters, which suits styles that keep the layout and most colours of the input (photo ->
+    painting). Global residual learning as in image restoration networks (Kim et al. 2016, VDSR).
+
+    Args:
+        layer: the translator's last convolution (its output is the change).
+    """
+
+    def __init__(self, layer: nn.Conv2d | nn.ConvTranspose2d):
+        super().__init__()
+        self.layer = layer
+        self.zero_change()
+
+    def zero_change(self) -> None:
+        """Zero the last layer: the translator outputs its input unchanged."""
+        nn.init.zeros_(self.layer.weight)
+        if self.layer.bias is not None:
+            nn.init.zeros_(self.layer.bias)
+
+    def forward(self, features: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return (x + self.layer(features)).clamp(-1.0, 1.0)
+
+
 def uses_bias(kind: str) -> bool:
     """Convolutions before a batch norm need no bias (the norm's shift replaces it)."""
     return kind != "batch"
 
 
 def init_translator_weights(module: nn.Module, gain: float = 0.02) -> None:
-    """N(0, gain) weights and zero biases; N(1, gain) scales for affine norms (reference init)."""
+    """N(0, gain) weights and zero biases; N(1, gain) scales for affine norms (reference init);
+    the last layer of a residual translator (:class:`InputResidual`) starts at zero."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.normal_(m.weight, 0.0, gain)
@@ -64,3 +92,6 @@ def init_translator_weights(module: nn.Module, gain: float = 0.02) -> None:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.normal_(m.weight, 1.0, gain)
             nn.init.zeros_(m.bias)
+    for m in module.modules():
+        if isinstance(m, InputResidual):
+            m.zero_change()

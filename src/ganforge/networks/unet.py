@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ganforge.networks.translator_layers import (
+    InputResidual,
     TestTimeDropout,
     init_translator_weights,
     norm_layer,
@@ -37,6 +38,7 @@ class UNetLevel(nn.Module):
         channels_out: int | None = None,
         norm_affine: bool = False,
         dropout_at_eval: bool = True,
+        head: bool = True,
     ):
         super().__init__()
         self.outermost = outermost
@@ -50,7 +52,8 @@ class UNetLevel(nn.Module):
             )
         up_in = inner if innermost else inner * 2
         if outermost:
-            up = [nn.ReLU(True), nn.ConvTranspose2d(up_in, channels_out or outer, 4, 2, 1), nn.Tanh()]
+            up = [nn.ReLU(True)]
+            up += [nn.ConvTranspose2d(up_in, channels_out or outer, 4, 2, 1), nn.Tanh()] if head else []
         else:
             up = [
                 nn.ReLU(True),
@@ -92,8 +95,13 @@ class UNetGenerator(nn.Module):
         channels_out: int | None = None,
         norm_affine: bool = False,
         dropout_at_eval: bool = True,
+        residual: bool = False,
     ):
         super().__init__()
+        if residual and (channels_out or channels) != channels:
+            raise ValueError(
+                f"residual=true adds the output to the input: channels_out ({channels_out}) must equal channels ({channels})"
+            )
         num_downs = num_downs or int(round(math.log2(img_size)))
         if num_downs < 5:
             raise ValueError(f"the U-Net needs num_downs >= 5 (img_size >= 32); got {num_downs}")
@@ -112,9 +120,11 @@ class UNetGenerator(nn.Module):
             True,
             channels_in=channels,
             channels_out=channels_out or channels,
+            head=not residual,
             **opts,
         )
+        self.residual = InputResidual(nn.ConvTranspose2d(width * 2, channels, 4, 2, 1)) if residual else None
         init_translator_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        return self.model(x) if self.residual is None else self.residual(self.model(x), x)
