@@ -222,6 +222,9 @@ def test_residual_translators_start_as_the_identity_and_learn_a_change(make):
     assert torch.nn.functional.mse_loss(residual(x), target).item() < 0.8 * start
     out = residual(torch.ones(1, 3, 32, 32) * 5)  # never leaves the image range
     assert out.max() <= 1 and out.min() >= -1
+    residual.zero_grad()
+    residual(-torch.ones(1, 3, 32, 32)).mean().backward()  # black pixels can still learn to change
+    assert residual.residual.layer.bias.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="channels_out"):
         make(residual=True, channels_out=1)
 

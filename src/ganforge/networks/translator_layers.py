@@ -52,7 +52,8 @@ class TestTimeDropout(nn.Dropout):
 class InputResidual(nn.Module):
     """The last layer of a translator that predicts a change to its input (``residual=True``).
 
-    The output is ``clamp(x + change, -1, 1)`` instead of ``tanh(change)``: the translator starts
+    The output is ``clamp(x + change, -1, 1)`` (with the clamp's gradient passed straight
+    through) instead of ``tanh(change)``: the translator starts
     as the identity (``layer``'s weights and bias are zeroed here) and learns only what the style
     alters, which suits styles that keep the layout and most colours of the input (photo ->
     painting). Global residual learning as in image restoration networks (Kim et al. 2016, VDSR).
@@ -73,7 +74,10 @@ class InputResidual(nn.Module):
             nn.init.zeros_(self.layer.bias)
 
     def forward(self, features: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return (x + self.layer(features)).clamp(-1.0, 1.0)
+        y = x + self.layer(features)
+        # Clipped forward, straight-through backward: a plain clamp passes no gradient where the
+        # input is already at -1 or 1 (black or white pixels), so those would never change.
+        return y + (y.clamp(-1.0, 1.0) - y).detach()
 
 
 def uses_bias(kind: str) -> bool:
