@@ -26,5 +26,12 @@ def folder_digest(root: str | Path, files: Iterable[str | Path]) -> str:
     for path in files:
         stat = Path(path).expanduser().stat()  # follows links: a rewritten target counts
         name = Path(os.path.relpath(Path(path).expanduser(), root)).as_posix()
-        entries.append(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n")
-    return hashlib.sha256("".join(sorted(entries)).encode()).hexdigest()[:16]
+        entries.append((name, stat.st_size, stat.st_mtime_ns))
+    return listing_digest(entries)
+
+
+def listing_digest(entries: Iterable[tuple[str, int, int]]) -> str:
+    """The digest of :func:`folder_digest` from an existing listing of ``(relative name, size,
+    mtime in ns)``, for callers that already stat the files (:mod:`ganforge.data.index`)."""
+    lines = (f"{name}\0{size}\0{mtime_ns}\n" for name, size, mtime_ns in entries)
+    return hashlib.sha256("".join(sorted(lines)).encode()).hexdigest()[:16]
