@@ -2,15 +2,17 @@
 
 ``root/trainA``, ``root/trainB`` hold the two domains' training images and ``root/testA``,
 ``root/testB`` the held-out ones, as in CycleGAN's datasets (horse2zebra, monet2photo...).
-The domains may hold different numbers of images of any sizes and modes.
+The domains may hold different numbers of images of any sizes and modes. Files are decoded
+when read; each folder's index is built once per node (:class:`ganforge.data.folders.IndexedFolders`).
 """
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from ganforge.config import ConfigError
-from ganforge.data.folders import check_images, find_images
+from ganforge.data.folders import IndexedFolders, LazyFiles
 from ganforge.data.transforms import load_image
 from ganforge.data.translation import Item, TranslationDataModule, UnpairedDataset
 
@@ -25,38 +27,52 @@ def image_to_tensor(path: Path, channels: int):
     return tensor / 127.5 - 1.0
 
 
-class FileSource:
-    """Image files decoded on access."""
+class FileSource(LazyFiles):
+    """Image files decoded on access (a corrupt one is named, or skipped with ``skip_corrupt``)."""
 
-    def __init__(self, files: list[Path], channels: int):
-        self.files, self.channels = files, channels
-
-    def __len__(self) -> int:
-        return len(self.files)
+    def __init__(self, files: list[Path], channels: int, skip_corrupt: bool = False):
+        super().__init__(files, partial(image_to_tensor, channels=channels), skip_corrupt)
+        self.channels = channels
 
     def __getitem__(self, i: int) -> Item:
-        return image_to_tensor(self.files[i], self.channels), -1
+        return self.load(i)[1], -1
 
 
-class UnalignedFolderDataModule(TranslationDataModule):
+SUBFOLDERS = ("trainA", "trainB", "testA", "testB")
+
+
+class UnalignedFolderDataModule(IndexedFolders, TranslationDataModule):
     """Two folders of unrelated images per split.
 
     Args:
         root: folder holding ``trainA/ trainB/ testA/ testB/``.
         skip_corrupt: skip unreadable files with a warning instead of failing.
+        index_cache: folder of cached folder indexes; ``None`` indexes without caching.
+        read_headers: read every file's header when indexing (finds non-images before training).
         **kwargs: see :class:`TranslationDataModule`.
     """
 
     name = "unaligned"
 
-    def __init__(self, root: str, skip_corrupt: bool = False, **kwargs):
+    def __init__(
+        self,
+        root: str,
+        skip_corrupt: bool = False,
+        index_cache: str | None = None,
+        read_headers: bool = True,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        self.root, self.skip_corrupt = Path(root).expanduser(), skip_corrupt
+        self.root = Path(root).expanduser()
+        self.skip_corrupt, self.index_cache, self.read_headers = skip_corrupt, index_cache, read_headers
 
     def settings_id(self) -> str:
         return f"-{self.root.resolve()}"
 
-    def _source(self, sub: str) -> FileSource:
+    def folders(self) -> list[Path]:
+        return [self._folder(sub) for sub in SUBFOLDERS]
+
+    def _folder(self, sub: str) -> Path:
         folder = self.root / sub
         if not folder.is_dir():
             hint = (
@@ -68,7 +84,10 @@ class UnalignedFolderDataModule(TranslationDataModule):
                 f"data.root={self.root} has no '{sub}' folder; unaligned data needs "
                 f"trainA/ trainB/ testA/ testB/{hint}"
             )
-        return FileSource(check_images(find_images(folder), self.channels, self.skip_corrupt), self.channels)
+        return folder
+
+    def _source(self, sub: str) -> FileSource:
+        return FileSource(self.folder_files(self._folder(sub)), self.channels, self.skip_corrupt)
 
     def build_sets(self) -> tuple[UnpairedDataset, UnpairedDataset]:
         args = (self.load_size, self.img_size)
