@@ -84,6 +84,8 @@ def test_image_folder_class_subfolders(tmp_path):
 def test_image_folder_rejects_corrupt_file_by_name_or_skips_it(tmp_path):
     write_images(tmp_path, n=3)
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    # Not an image: the index's header pass names it in setup. Pixels that fail to decode are
+    # named when training meets them (tests/test_folder_index.py).
     with pytest.raises(ImageLoadError, match="broken.png"):
         ImageFolderDataModule(root=str(tmp_path), img_size=16, channels=3).setup()
     dm = ImageFolderDataModule(

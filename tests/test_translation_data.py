@@ -100,6 +100,7 @@ def test_layout_mixups_fail_with_one_message(tmp_path):
 def test_corrupt_file_is_named_or_skipped(tmp_path):
     root = unaligned_root(tmp_path)
     (root / "trainA" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    # Its header is unreadable, so setup names it; pixels that fail to decode are named when met.
     with pytest.raises(ImageLoadError, match="broken.png.*skip_corrupt"):
         UnalignedFolderDataModule(root=str(root), **SIZES).setup()
     with pytest.warns(UserWarning, match="broken.png"):
