@@ -5,7 +5,9 @@ API key is configured (``WANDB_API_KEY`` unset and no ``~/.netrc`` entry for the
 so a run on a cluster node without network writes ``<run>/wandb/offline-run-*`` at once;
 ``wandb sync <that folder>`` uploads it later. ``WANDB_MODE=disabled`` turns W&B off.
 Every job of a multirun finishes its W&B run when training ends, so the next job starts a
-new one instead of appending to it, and the jobs of one sweep share a W&B group.
+new one instead of appending to it; the jobs of one sweep share a W&B group, each is named by
+its swept overrides (``loss=hinge seed=1``, as in TensorBoard and ``ganforge-report``) and
+its ``job_type`` is the training scheme.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from pytorch_lightning.loggers import WandbLogger as LightningWandbLogger
+
+from ganforge.loggers.naming import hydra_config, run_name, sweep_dir
 
 log = logging.getLogger("ganforge")
 DEFAULT_HOST = "https://api.wandb.ai"
@@ -52,18 +56,28 @@ def resolve_mode(offline: bool | None = None) -> str:
 
 
 def sweep_names(name: str | None) -> tuple[str | None, str | None]:
-    """``(group, run name)`` from Hydra: group = ``<name>/<sweep folder>`` in a multirun, else ``name``."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
+    """``(group, run name)``: in a multirun group = ``<name>/<sweep folder>`` and the run is named
+    by its swept overrides (:func:`~ganforge.loggers.naming.run_name`); a single run is ``name`` in both."""
+    hydra_cfg = hydra_config()
+    if hydra_cfg is None:
+        return name, name
+    folder = sweep_dir(hydra_cfg)
+    group = f"{name}/{folder.name}" if folder is not None else name
+    return group, run_name(name, hydra_cfg)
 
-        hydra = HydraConfig.get()
-    except (ImportError, ValueError):
-        return name, None
-    if hydra.mode == RunMode.MULTIRUN:
-        group = f"{name}/{Path(str(hydra.sweep.dir)).name}"
-        return group, f"{hydra.job.num}:{hydra.job.override_dirname or 'defaults'}"
-    return name, hydra.job.override_dirname or None
+
+def scheme_of(target: str | None) -> str | None:
+    """The training scheme a model ``_target_`` names (``ganforge.modules.gan.GANModule`` -> ``gan``)."""
+    if not target:
+        return None
+    if "." not in target:
+        return target
+    from hydra.utils import get_class
+
+    try:
+        return str(getattr(get_class(target), "scheme", None) or target.rsplit(".", 1)[-1])
+    except (ImportError, AttributeError, ValueError):
+        return target.rsplit(".", 1)[-1]
 
 
 class WandbLogger(LightningWandbLogger):
@@ -74,6 +88,7 @@ class WandbLogger(LightningWandbLogger):
         project: W&B project.
         experiment_name: ganforge's ``name``; the group of a multirun is ``<name>/<sweep folder>``.
         group: W&B group; ``None`` for the automatic one above.
+        scheme: the model's ``_target_`` or a scheme name; the W&B ``job_type`` is the scheme (``gan``, ``cyclegan``).
         tags: W&B tags (ganforge's ``tags``).
         offline: ``None`` decides from the environment (see :func:`resolve_mode`).
         init_timeout: seconds ``wandb.init`` may wait for its service before giving up.
@@ -89,15 +104,17 @@ class WandbLogger(LightningWandbLogger):
         tags: list[str] | None = None,
         offline: bool | None = None,
         init_timeout: float = 60.0,
+        scheme: str | None = None,
         **kwargs,
     ):
         mode = resolve_mode(offline)
-        auto_group, run_name = sweep_names(experiment_name)
+        auto_group, display_name = sweep_names(experiment_name)
         if mode == "offline":
             log.info(
                 "W&B logs offline to %s/wandb; upload later with `wandb sync <offline-run folder>`", save_dir
             )
-        kwargs.setdefault("name", run_name)
+        kwargs.setdefault("name", display_name)
+        kwargs.setdefault("job_type", scheme_of(scheme))
         kwargs.setdefault("settings", {"init_timeout": init_timeout, "console": "off"})
         super().__init__(
             save_dir=save_dir,

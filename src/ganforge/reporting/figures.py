@@ -83,7 +83,7 @@ def samples_mosaic(groups: list[Group], path: Path, cell_inches: float = 1.8, dp
                 continue
             image = np.asarray(Image.open(run.samples).convert("RGB"))
             ax.imshow(image, interpolation="nearest")
-            ax.set_title(f"{group.label}, seed={run.seed}", fontsize=7)
+            ax.set_title(run.name or f"{group.label}, seed={run.seed}", fontsize=7)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
     plt.close(fig)

@@ -15,6 +15,7 @@ import csv
 import hashlib
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,6 +72,8 @@ class Run:
         samples: the last sample grid, when the run wrote one.
         device: where ``run_stats.json`` says the run trained (``cpu``, the GPU's name), if it says.
         config_digest: 8 hex chars naming the resolved config without seed, paths and loggers.
+        experiment: the run's ``name`` from ``config.yaml``.
+        name: its display name among the runs reported together (:func:`assign_names`).
     """
 
     path: Path
@@ -81,6 +84,8 @@ class Run:
     samples: Path | None = None
     config_digest: str = ""
     device: str | None = None
+    experiment: str = ""
+    name: str = ""
 
 
 def config_digest(config: dict) -> str:
@@ -126,7 +131,31 @@ def find_runs(root: str | Path) -> list[Run]:
         if _is_run_dir(folder):
             found.append(folder)
         stack.extend(p for p in folder.iterdir() if p.is_dir() and p.name not in SKIP_DIRS)
-    return [load_run(p) for p in sorted(found, key=_natural_key)]
+    return assign_names([load_run(p) for p in sorted(found, key=_natural_key)])
+
+
+def assign_names(runs: list[Run]) -> list[Run]:
+    """Name each run by the overrides that differ between the runs, as the loggers name a sweep's jobs.
+
+    ``loss=hinge seed=1``: the keys whose value is not the same in every run (the swept keys of
+    a sweep), in command-line order, without keys that only place or display a run
+    (:func:`~ganforge.loggers.naming.is_noise`). Runs that all agree are named by their
+    experiment. A name two runs share gets `` #<folder>`` added.
+    """
+    from ganforge.loggers.naming import is_noise, job_values, name_from
+
+    values = [job_values(r.overrides) for r in runs]
+    keys: list[str] = []
+    for run_values in values:
+        keys += [k for k in run_values if k not in keys and not is_noise(k)]
+    keys = [k for k in keys if len({v.get(k) for v in values}) > 1]
+    for run in runs:
+        run.name = name_from(keys, run.overrides) if keys else run.experiment or run.path.name
+    counts = Counter(r.name for r in runs)
+    for run in runs:
+        if counts[run.name] > 1:
+            run.name = f"{run.name} #{run.path.name}".strip()
+    return runs
 
 
 def _natural_key(path: Path) -> list:
@@ -160,6 +189,7 @@ def load_run(path: str | Path) -> Run:
         samples=samples if samples.is_file() else None,
         config_digest=config_digest(config),
         device=run_stats.get("device"),
+        experiment=str(config.get("name") or ""),
     )
 
 

@@ -133,9 +133,9 @@ def groups_markdown(groups: list[Group], metrics: list[str], best: bool = True) 
 
 
 def runs_markdown(groups: list[Group], metrics: list[str], root: Path, best: bool = True) -> str:
-    """One row per run: folder, group, seed and each column's value (:func:`table_columns`)."""
+    """One row per run: name, folder, group, seed and each column's value (:func:`table_columns`)."""
     cols = table_columns(groups, metrics, best)
-    header = ["run", "group", "seed", *[c.header for c in cols]]
+    header = ["name", "run", "group", "seed", *[c.header for c in cols]]
     rows = []
     for g in groups:
         for run in g.runs:
@@ -144,7 +144,8 @@ def runs_markdown(groups: list[Group], metrics: list[str], root: Path, best: boo
                 fmt(getattr(summary[c.metric], c.stat) * c.scale) if c.metric in summary else "—"
                 for c in cols
             ]
-            rows.append([_rel(run.path, root), g.label, "—" if run.seed is None else str(run.seed), *values])
+            seed = "—" if run.seed is None else str(run.seed)
+            rows.append([run.name, _rel(run.path, root), g.label, seed, *values])
     return markdown_table(header, rows)
 
 
@@ -156,9 +157,9 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def write_runs_csv(groups: list[Group], metrics: list[str], path: Path, root: Path) -> Path:
-    """``runs.csv``: per run its folder, group, protocol, config digest, overrides and
+    """``runs.csv``: per run its folder, name, group, protocol, config digest, overrides and
     ``<metric>:final|best|best_step|best_epoch``."""
-    header = ["run", "group", "seed", "protocol_id", "config_digest", "overrides"]
+    header = ["run", "name", "group", "seed", "protocol_id", "config_digest", "overrides"]
     header += [f"{m}:{s}" for m in metrics for s in RUN_STATS]
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -168,6 +169,7 @@ def write_runs_csv(groups: list[Group], metrics: list[str], path: Path, root: Pa
                 summary = g.summary(run)
                 row = [
                     _rel(run.path, root),
+                    run.name,
                     g.label,
                     run.seed,
                     run.protocol_id or "",
