@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import socket
@@ -19,6 +20,7 @@ import pytest
 from ganforge.callbacks.hparams import flatten, write_tensorboard_hparams
 from ganforge.loggers.wandb import resolve_mode, sweep_names
 from ganforge.train import train
+from tests.test_sweeps import TINY_CLI, last_and_best, run_cli, sweep_folder
 
 BIN = Path(sys.executable).parent
 
@@ -72,20 +74,50 @@ def test_wandb_mode_is_decided_before_init(monkeypatch, tmp_path):
     assert resolve_mode(offline=False) == "disabled"
 
 
-def test_wandb_group_is_the_sweep(tiny_cfg):
+def as_sweep_job(cfg, sweep: Path, arguments: list[str], job: list[str], num: int, params=None) -> None:
+    """Make ``cfg``'s Hydra config that of job ``num`` of a sweep launched with ``arguments``."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
-    from omegaconf import open_dict, read_write
+    from omegaconf import OmegaConf, open_dict, read_write
 
-    cfg = tiny_cfg(["name=exp"])
-    assert sweep_names("exp")[0] == "exp"  # a single run: the experiment name
+    sweep.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save({"hydra": {"overrides": {"task": arguments}}}, sweep / "multirun.yaml")
     with read_write(cfg.hydra), open_dict(cfg.hydra):
         cfg.hydra.mode = RunMode.MULTIRUN
-        cfg.hydra.sweep.dir = "outputs/exp/multirun_2026-01-01_00-00-00"
-        cfg.hydra.job.num = 3
-        cfg.hydra.job.override_dirname = "loss=hinge"
+        cfg.hydra.sweep.dir = str(sweep)
+        cfg.hydra.job.num = num
+        cfg.hydra.overrides.task = job
+        if params:
+            cfg.hydra.sweeper.params = params
     HydraConfig.instance().set_config(cfg)
-    assert sweep_names("exp") == ("exp/multirun_2026-01-01_00-00-00", "3:loss=hinge")
+
+
+def test_runs_are_named_by_their_swept_overrides(tiny_cfg, tmp_path):
+    """W&B and TensorBoard name a sweep's job by what was swept; a single run by its experiment."""
+    from ganforge.loggers.naming import comparison_hparams, run_name
+
+    cfg = tiny_cfg(["name=exp"])
+    assert sweep_names("exp") == ("exp", "exp")  # a single run: the experiment name
+    sweep = tmp_path / "exp" / "multirun_2026-01-01_00-00-00"
+    common = [
+        "data=digits",
+        "+trainer.limit_train_batches=2",
+        "paths.outputs_root=/x",
+        "~callbacks.progress_bar",
+    ]
+    as_sweep_job(cfg, sweep, ["loss=ns,hinge", "seed=0,1", *common], ["loss=hinge", "seed=1", *common], 3)
+    assert sweep_names("exp") == ("exp/multirun_2026-01-01_00-00-00", "loss=hinge seed=1")
+    hparams = comparison_hparams({"seed": 1, "name": "exp", "data": {"batch_size": 8, "img_size": 32}})
+    assert list(hparams)[:2] == ["loss", "seed"] and hparams["loss"] == "ns"  # the composed choice
+    assert {"model", "data.batch_size", "data.img_size", "experiment"} <= set(hparams)
+    # A value listed twice: the grid has two equal names, so the job number tells them apart.
+    as_sweep_job(cfg, sweep, ["seed=0,0"], ["seed=0"], 1)
+    assert run_name("exp") == "seed=0 #1"
+    # A search: sampled values may repeat, keys are shortened, floats rounded.
+    params = {"optimizer.generator.lr": "tag(log, interval(1e-5, 1e-3))", "loss": "choice(ns, hinge)"}
+    job = ["optimizer.generator.lr=0.00012345678", "loss=hinge", *common]
+    as_sweep_job(cfg, sweep, [], job, 4, params)
+    assert run_name("exp") == "lr=0.000123 loss=hinge #4"
 
 
 def test_wandb_offline_run_holds_config_metrics_and_samples_without_network(tiny_cfg, tmp_path, monkeypatch):
@@ -117,6 +149,7 @@ def test_wandb_offline_run_holds_config_metrics_and_samples_without_network(tiny
     records = read_wandb_records(log_file)
     (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
     assert run.run_group == "wb" and list(run.tags) == ["smoke"]
+    assert run.display_name == "wb" and run.job_type == "gan"  # a single run: its experiment; the scheme
     config = {
         item.key: json.loads(item.value_json)
         for r in records
@@ -134,6 +167,14 @@ def test_wandb_offline_run_holds_config_metrics_and_samples_without_network(tiny
         float(r["train/d_loss"]) for r in csv.DictReader(open(run_dir / "metrics.csv")) if r["train/d_loss"]
     ]
     assert logged == pytest.approx(from_csv)
+    summary = {
+        item.key or "/".join(item.nested_key): json.loads(item.value_json)
+        for r in records
+        if r.WhichOneof("record_type") == "summary"
+        for item in r.summary.update
+    }
+    _, best_acc = last_and_best(run_dir / "metrics.csv", "val/d_acc_real", max)
+    assert summary["best/val/d_acc_real"] == pytest.approx(best_acc)  # the run summary: final and best
     (image,) = [h for h in history if h.get("samples/fixed_noise/_type") == "images/separated"]
     (filename,) = image["samples/fixed_noise/filenames"]
     assert (offline / "files" / filename).is_file()  # the sample grid itself, as a PNG
@@ -149,13 +190,16 @@ def test_wandb_offline_run_holds_config_metrics_and_samples_without_network(tiny
         tag: HParamsPluginData.FromString(content)
         for tag, content in events.PluginTagToContent("hparams").items()
     }
-    metric_tags = {m.name.tag for m in hparams["_hparams_/experiment"].experiment.metric_infos}
-    assert {"train/d_loss", "train/g_loss", "val/d_acc_real"} <= metric_tags <= set(events.Tags()["scalars"])
+    metric_tags = [m.name.tag for m in hparams["_hparams_/experiment"].experiment.metric_infos]
+    assert metric_tags == ["val/d_acc_real", "best/val/d_acc_real"]  # no FID here: the metrics it has
+    assert set(metric_tags) <= set(events.Tags()["scalars"])
     session = hparams["_hparams_/session_start_info"].session_start_info.hparams
     assert (
-        session["data/img_size"].number_value == cfg.data.img_size
-        and session["loss/n_critic"].number_value == 1
+        session["data.img_size"].number_value == cfg.data.img_size
+        and session["model"].string_value == "dcgan"
     )
+    assert "loss.n_critic" not in session  # the whole config is in the TEXT tab, not the table
+    assert "n_critic: 1" in events.Tensors("config/text_summary")[0].tensor_proto.string_val[0].decode()
 
 
 def free_port() -> int:
@@ -185,26 +229,7 @@ def test_tensorboard_serves_fid_of_two_runs_and_their_hparams(tmp_path):
         )
         writer.close()
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [
-            str(BIN / "tensorboard"),
-            "--logdir",
-            str(tmp_path),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--load_fast",
-            "false",
-            "--reload_interval",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with tensorboard_server(tmp_path) as base:
         tags, deadline = {}, time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -224,9 +249,79 @@ def test_tensorboard_serves_fid_of_two_runs_and_their_hparams(tmp_path):
         experiment = get_json(f"{base}/data/plugin/hparams/experiment", {"experimentName": ""})
         assert {h["name"] for h in experiment["hparamInfos"]} == {"loss/name", "seed"}
         assert [m["name"]["tag"] for m in experiment["metricInfos"]] == ["val/fid"]
+
+
+@contextlib.contextmanager
+def tensorboard_server(logdir: Path):
+    """``tensorboard --logdir logdir`` on a free local port; yields its base URL."""
+    port = free_port()
+    server = subprocess.Popen(
+        [str(BIN / "tensorboard"), "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port)]
+        + ["--load_fast", "false", "--reload_interval", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.terminate()
         try:
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def wait_for_json(url: str, body: dict | None, ready, timeout: float = 30.0):
+    """``get_json`` until ``ready(answer)`` holds (the server is starting, or still reading the logs)."""
+    answer, deadline = None, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            answer = get_json(url, body)
+            if ready(answer):
+                return answer
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return answer
+
+
+@pytest.mark.slow
+def test_sweep_in_tensorboard_names_runs_and_compares_swept_keys_then_metrics(tmp_path):
+    """`-m loss=ns,hinge seed=0,1`: TensorBoard lists the jobs by their overrides, and its hparams plugin
+    serves the swept keys first, the curated set, then FID and KID final and best; the report names
+    the runs alike."""
+    run_cli(
+        "ganforge-train",
+        ["-m", "loss=ns,hinge", "seed=0,1", *TINY_CLI, "logger=[csv,tensorboard]", "metrics=domain"]
+        + ["metrics.names=[fid,kid]", "metrics.n_fake=64", f"paths.outputs_root={tmp_path}", "name=cmp"],
+    )
+    sweep = sweep_folder(tmp_path, "cmp")
+    names = ["loss=ns seed=0", "loss=ns seed=1", "loss=hinge seed=0", "loss=hinge seed=1"]
+    for num, name in enumerate(names):  # the job folder is found from the name
+        assert (sweep / "tensorboard" / name / "run_folder.txt").read_text().strip() == str(sweep / str(num))
+    sessions_query = {"experimentName": "", "allowedStatuses": ["STATUS_SUCCESS"], "colParams": []}
+    sessions_query.update({"startIndex": 0, "sliceSize": 100})
+    with tensorboard_server(sweep / "tensorboard") as base:
+        groups = wait_for_json(
+            f"{base}/data/plugin/hparams/session_groups",
+            sessions_query,
+            lambda a: len(a.get("sessionGroups", [])) == 4,
+        )
+        experiment = get_json(f"{base}/data/plugin/hparams/experiment", {"experimentName": ""})
+    assert sorted(g["name"] for g in groups["sessionGroups"]) == sorted(names)
+    curated = ["data.batch_size", "data.img_size", "experiment", "model"]
+    curated += ["optimizer.discriminator.lr", "optimizer.generator.lr"]
+    assert [h["name"] for h in experiment["hparamInfos"]] == ["loss", "seed", *curated]
+    metrics = [m["name"]["tag"] for m in experiment["metricInfos"]]
+    assert metrics == ["val/fid", "best/val/fid", "val/kid_mean", "best/val/kid_mean"]
+    group = next(g for g in groups["sessionGroups"] if g["name"] == "loss=hinge seed=1")
+    assert group["hparams"]["loss"] == "hinge" and group["hparams"]["model"] == "dcgan"
+    values = {m["name"]["tag"]: m["value"] for m in group["metricValues"]}
+    final, best = last_and_best(sweep / "3" / "metrics.csv", "val/fid", min)
+    assert values["val/fid"] == pytest.approx(final) and values["best/val/fid"] == pytest.approx(best)
+
+    from ganforge.report import build_report
+
+    build_report(sweep, plots=False)
+    runs = list(csv.DictReader(open(sweep / "runs.csv")))
+    assert [(r["run"], r["name"]) for r in runs] == [(str(i), n) for i, n in enumerate(names)]
