@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +102,31 @@ def test_report_groups_seeds_and_writes_every_file(tmp_path):
     assert "`data=digits`" in md.split("## Groups")[0]  # shared overrides listed once, above the table
     for name in ("plots/val_fid.png", "plots/train_g_loss.png", "samples_mosaic.png"):
         assert (sweep / name).is_file() and f"]({name})" in md
+    names = ["loss=ns seed=0", "loss=ns seed=1", "loss=hinge seed=0", "loss=hinge seed=1"]
+    assert [r["name"] for r in runs] == names  # what differs between the runs, as the loggers name them
+
+
+def test_html_report_is_one_self_contained_sortable_page(tmp_path):
+    sweep = tmp_path / "sweep"
+    make_run(sweep / "0", ["loss=ns"], 0, fid_rows([30.0, 20.0]), protocol_id="aaaa0001")
+    make_run(sweep / "1", ["loss=hinge"], 0, fid_rows([12.0]), protocol_id="aaaa0001")
+    make_run(sweep / "2", ["loss=hinge"], 1, fid_rows([14.0]), protocol_id="bbbb0002")
+    written = build_report(sweep)
+    page = written["report_html"].read_text()
+    figures = [p for k, p in written.items() if k.startswith("plot:") or k == "mosaic"]
+    for figure in figures:  # every figure inlined, byte for byte
+        assert base64.b64encode(figure.read_bytes()).decode() in page
+    assert page.count('src="data:image/png;base64,') == len(figures) == 3
+    assert re.findall(r'(?:src|href)="(?!data:)', page) == []  # nothing loaded from anywhere
+    assert page.count('<table class="sortable"') == 2 and 'addEventListener("click"' in page
+    assert '<p class="warn">⚠ Runs were measured under 2 different metric protocols' in page
+    assert ">⚠ bbbb0002</td>" in page.split('id="runs"')[0]  # the groups table flags the odd protocol
+    runs_table = page.split('id="runs"')[1]
+    assert [m for m in re.findall(r"<tr><td class=text>([^<]*)</td>", runs_table)] == [
+        "loss=ns seed=0",
+        "loss=hinge seed=0",
+        "loss=hinge seed=1",
+    ]
 
 
 def test_different_protocols_are_flagged_and_not_averaged(tmp_path):

@@ -12,6 +12,8 @@ Finds every run folder below the given folder (``config.yaml`` with ``metrics.cs
 ``.hydra/``), groups runs by their overrides without the seed (and by metric protocol id),
 and writes into ``out`` (default: the given folder):
 
+- ``report.html``: the same as one self-contained page (tables sortable by any column, figures
+  inlined) that opens in any browser without a server;
 - ``report.md``: groups with mean ± std across seeds, every run, the figures. Per metric with a
   better direction: its final and best value and the iteration of the best (``best=false``:
   final only), its ``_identity`` / ``_mean_target`` baselines beside it; then seconds per
@@ -32,6 +34,7 @@ import sys
 from pathlib import Path
 
 from ganforge.reporting.figures import metric_filename, plot_metric, samples_mosaic
+from ganforge.reporting.html import report_html
 from ganforge.reporting.runs import PARAMS_PREFIX, find_runs
 from ganforge.reporting.summary import group_runs, parse_goals
 from ganforge.reporting.tables import (
@@ -124,6 +127,9 @@ def build_report(
     report = out / "report.md"
     report.write_text(report_markdown(groups, runs, shown, root, figures, best))
     written["report_md"] = report
+    page = out / "report.html"
+    page.write_text(report_html(groups, runs, shown, root, [out / f for f in figures], best))
+    written["report_html"] = page
     if readme:
         readme = Path(readme)
         readme.write_text(replace_block(readme.read_text(), groups_markdown(groups, shown, best)))
@@ -148,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     except (ReportError, FileNotFoundError, ValueError) as err:
         print(f"ganforge-report: {err}\n{USAGE}", file=sys.stderr)
         sys.exit(2)
-    print(f"wrote {written['report_md']} ({len(written)} files)")
+    print(f"wrote {written['report_html']} and {written['report_md']} ({len(written)} files)")
 
 
 if __name__ == "__main__":

@@ -117,8 +117,10 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def groups_markdown(groups: list[Group], metrics: list[str], best: bool = True) -> str:
-    """One row per group: its overrides, number of runs, seeds and mean ± std of each column
+def groups_rows(
+    groups: list[Group], metrics: list[str], best: bool = True
+) -> tuple[list[str], list[list[str]]]:
+    """Header and one row per group: its label, number of runs, seeds and mean ± std of each column
     (:func:`table_columns`)."""
     cols = table_columns(groups, metrics, best)
     with_protocol = any(g.protocol_id for g in groups)
@@ -129,11 +131,18 @@ def groups_markdown(groups: list[Group], metrics: list[str], best: bool = True) 
         seeds = ",".join(str(r.seed) for r in g.runs if r.seed is not None) or "—"
         protocol = [(("⚠ " if g.flagged else "") + (g.protocol_id or "—"))] if with_protocol else []
         rows.append([g.label, str(len(g.runs)), seeds, *protocol, *(cell(g, c) for c in cols)])
-    return markdown_table(header, rows)
+    return header, rows
 
 
-def runs_markdown(groups: list[Group], metrics: list[str], root: Path, best: bool = True) -> str:
-    """One row per run: name, folder, group, seed and each column's value (:func:`table_columns`)."""
+def groups_markdown(groups: list[Group], metrics: list[str], best: bool = True) -> str:
+    """The groups table (:func:`groups_rows`) in Markdown."""
+    return markdown_table(*groups_rows(groups, metrics, best))
+
+
+def runs_rows(
+    groups: list[Group], metrics: list[str], root: Path, best: bool = True
+) -> tuple[list[str], list[list[str]]]:
+    """Header and one row per run: name, folder, group, seed and each column's value (:func:`table_columns`)."""
     cols = table_columns(groups, metrics, best)
     header = ["name", "run", "group", "seed", *[c.header for c in cols]]
     rows = []
@@ -146,7 +155,12 @@ def runs_markdown(groups: list[Group], metrics: list[str], root: Path, best: boo
             ]
             seed = "—" if run.seed is None else str(run.seed)
             rows.append([run.name, _rel(run.path, root), g.label, seed, *values])
-    return markdown_table(header, rows)
+    return header, rows
+
+
+def runs_markdown(groups: list[Group], metrics: list[str], root: Path, best: bool = True) -> str:
+    """The runs table (:func:`runs_rows`) in Markdown."""
+    return markdown_table(*runs_rows(groups, metrics, root, best))
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -203,6 +217,37 @@ def write_groups_csv(groups: list[Group], metrics: list[str], path: Path) -> Pat
     return path
 
 
+def report_notes(groups: list[Group], runs: list[Run], root: Path) -> list[str]:
+    """The paragraphs above the tables (Markdown): counts, shared overrides, what differs, protocol
+    and device warnings, runs without metrics."""
+    notes = [f"{len(runs)} runs in {len(groups)} groups."]
+    shared = common_overrides(runs)
+    if shared:
+        notes.append("Overrides common to all runs: `" + " ".join(shared) + "`")
+    varying = varying_keys(runs)
+    if varying:
+        notes.append("Groups differ in: " + ", ".join(f"`{k}`" for k in varying) + " (seeds are averaged).")
+    protocols = sorted({r.protocol_id for r in runs if r.protocol_id})
+    if len(protocols) > 1:
+        notes.append(
+            f"> ⚠ Runs were measured under {len(protocols)} different metric protocols "
+            f"({', '.join(protocols)}): their metrics are not comparable and are never averaged together. "
+            "Groups marked ⚠ use a protocol other than the most common one."
+        )
+    elif protocols:
+        notes.append(f"Metric protocol: `{protocols[0]}`.")
+    devices = Counter(r.device for r in runs if r.device)
+    if devices:
+        where = ", ".join(f"{d} ({n} run{'s' * (n > 1)})" for d, n in devices.most_common())
+        notes.append(
+            f"`perf/*` measured on: {where}" + (" (⚠ not comparable)" if len(devices) > 1 else "") + "."
+        )
+    no_metrics = [_rel(r.path, root) for r in runs if not r.metrics]
+    if no_metrics:
+        notes.append("Runs without any logged metric: " + ", ".join(no_metrics))
+    return notes
+
+
 def report_markdown(
     groups: list[Group],
     runs: list[Run],
@@ -212,31 +257,9 @@ def report_markdown(
     best: bool = True,
 ) -> str:
     """The whole ``report.md``: source, shared overrides, protocol warnings, tables and figures."""
-    lines = [f"# Report: {root}", "", f"{len(runs)} runs in {len(groups)} groups."]
-    shared = common_overrides(runs)
-    if shared:
-        lines += ["", "Overrides common to all runs: `" + " ".join(shared) + "`"]
-    varying = varying_keys(runs)
-    if varying:
-        lines += ["", "Groups differ in: " + ", ".join(f"`{k}`" for k in varying) + " (seeds are averaged)."]
-    protocols = sorted({r.protocol_id for r in runs if r.protocol_id})
-    if len(protocols) > 1:
-        lines += [
-            "",
-            f"> ⚠ Runs were measured under {len(protocols)} different metric protocols "
-            f"({', '.join(protocols)}): their metrics are not comparable and are never averaged together. "
-            "Groups marked ⚠ use a protocol other than the most common one.",
-        ]
-    devices = Counter(r.device for r in runs if r.device)
-    if devices:
-        where = ", ".join(f"{d} ({n} run{'s' * (n > 1)})" for d, n in devices.most_common())
-        lines += [
-            "",
-            f"`perf/*` measured on: {where}" + (" (⚠ not comparable)" if len(devices) > 1 else "") + ".",
-        ]
-    no_metrics = [_rel(r.path, root) for r in runs if not r.metrics]
-    if no_metrics:
-        lines += ["", "Runs without any logged metric: " + ", ".join(no_metrics)]
+    lines = [f"# Report: {root}"]
+    for note in report_notes(groups, runs, root):
+        lines += ["", note]
     lines += ["", "## Groups (mean ± std across seeds)", "", groups_markdown(groups, metrics, best)]
     lines += ["", "## Runs", "", runs_markdown(groups, metrics, root, best)]
     if figures:
