@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
@@ -377,6 +378,46 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     finals = sorted((tmp_path / "killed").glob("crash/*/checkpoints/last.ckpt"))
     assert len(finals) == 2
+    expected = _generator_weights(next((tmp_path / "straight").glob("crash/*/checkpoints/last.ckpt")))
+    got = _generator_weights(finals[-1])
+    assert expected.keys() == got.keys()
+    for key in expected:
+        assert (expected[key].float() - got[key].float()).abs().max() <= 1e-6, key
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path):
+    # 40-batch epochs, last.ckpt every 5 iterations: killed inside epoch 1, the resumed run
+    # continues that epoch at its next unseen batch with the same random draws.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    extra = ("callbacks.last_checkpoint.every_n_iters=5", "metrics=none")
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, "text": True, "env": env}
+    straight = subprocess.Popen(_train_cmd(tmp_path / "straight", 2, *extra), **quiet)  # alongside the others
+    victim = subprocess.Popen(_train_cmd(tmp_path / "killed", 2, *extra), **quiet)
+    deadline = time.monotonic() + 240
+    mid_epoch = False
+    while not mid_epoch and victim.poll() is None and time.monotonic() < deadline:
+        for path in (tmp_path / "killed").glob("crash/*/checkpoints/last.ckpt"):
+            with contextlib.suppress(CheckpointError):
+                mid_epoch = load_checkpoint(path)["ganforge"]["iteration"] >= 50  # epoch 1: iterations 41-80
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)
+    assert victim.wait() == -signal.SIGKILL
+    interrupted = load_checkpoint(next((tmp_path / "killed").glob("crash/*/checkpoints/last.ckpt")))
+    iteration = interrupted["ganforge"]["iteration"]
+    assert interrupted["epoch"] == 1 and 50 <= iteration < 80 and iteration % 5 == 0, iteration
+    (loader,) = interrupted["loops"]["fit_loop"]["state_dict"]["combined_loader"]
+    assert (loader["epoch"], loader["batches"]) == (1, iteration - 40)
+
+    time.sleep(1.1)  # the resumed run gets its own timestamped folder
+    resumed = subprocess.run(
+        _train_cmd(tmp_path / "killed", 2, *extra, "ckpt_path=last"), **quiet, timeout=300
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert straight.wait(timeout=300) == 0, straight.stderr.read()[-2000:]
+    finals = sorted((tmp_path / "killed").glob("crash/*/checkpoints/last.ckpt"))
+    assert len(finals) == 2
+    assert load_checkpoint(finals[-1])["ganforge"]["iteration"] == 80
     expected = _generator_weights(next((tmp_path / "straight").glob("crash/*/checkpoints/last.ckpt")))
     got = _generator_weights(finals[-1])
     assert expected.keys() == got.keys()

@@ -8,7 +8,11 @@ option live here once.
 
 from __future__ import annotations
 
+import itertools
+import logging
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 from pytorch_lightning import LightningDataModule
@@ -16,7 +20,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler, Subset, TensorDataset
 
 from ganforge.config import check_value
 from ganforge.utils.colour import rgb_to_grey
-from ganforge.utils.seeding import run_seed
+from ganforge.utils.seeding import batch_seed, rng_state, run_seed, seed_all, set_rng_state
+
+log = logging.getLogger(__name__)
 
 
 def to_unit_range(images: torch.Tensor, max_value: float) -> torch.Tensor:
@@ -60,14 +66,19 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor,
 
 def seeded_loader(
     dataset: Dataset, batch_size: int, shuffle: bool, drop_last: bool, num_workers: int, pin_memory: bool
-) -> DataLoader:
+) -> ResumableLoader:
     """A DataLoader whose training order depends only on (run seed, epoch): see :class:`EpochShuffleSampler`.
 
-    ``drop_last`` applies only when the dataset holds at least one full batch.
+    It is a :class:`ResumableLoader`: checkpoints record its place in the epoch. ``drop_last``
+    applies only when the dataset holds at least one full batch.
     """
     batched = BatchGather.wraps(dataset)
-    return DataLoader(
-        BatchGather(dataset) if batched else dataset,
+    if batched:
+        dataset = BatchGather(dataset)
+    elif num_workers > 0:
+        dataset = SeededBatches(dataset)
+    return ResumableLoader(
+        dataset,
         batch_size=batch_size,
         sampler=EpochShuffleSampler(dataset, run_seed()) if shuffle else None,
         drop_last=drop_last and len(dataset) >= batch_size,
@@ -138,6 +149,161 @@ class EpochShuffleSampler(Sampler[int]):
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         return iter(torch.randperm(self.n, generator=generator).tolist())
+
+
+class ResumableLoader(DataLoader):
+    """A training DataLoader that Lightning saves in checkpoints and resumes mid-epoch.
+
+    Lightning stores ``state_dict()`` of every stateful training loader in the checkpoint and
+    hands it back through ``load_state_dict`` before the resumed run draws its first batch;
+    it does not skip batches itself. This loader records the epoch and the number of batches
+    it has yielded (the batches the training step got: Lightning's fetcher reads no batch ahead
+    of a loader with a length, and worker prefetching happens below the count), and on resume
+    continues that epoch at the next unseen batch, in the same order. The skipped batches'
+    indices are never handed to the dataset or its workers.
+
+    The state also holds every process's random states at the save, restored right before the
+    resumed run's first batch is drawn, so noise, augmentation and random crops drawn in the
+    main process continue where they stopped; in workers, items are seeded per batch
+    (:class:`SeededBatches`). A state saved at the end of epoch ``e`` is ignored when epoch
+    ``e + 1`` starts. The constructor is ``DataLoader``'s, so Lightning can rebuild it (e.g.
+    with a distributed sampler).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._epoch: int | None = None  # the epoch being (or last) iterated
+        self._yielded = 0  # batches of that epoch handed out
+        self._resume: dict[str, Any] | None = None
+
+    @property
+    def _index_sampler(self) -> _ResumableBatches:
+        # Both of torch's DataLoader iterators draw batch indices from here; the persistent-worker
+        # iterator keeps the object it got first, so it is always the same one.
+        if "_batches" not in self.__dict__:
+            self.__dict__["_batches"] = _ResumableBatches(super()._index_sampler)
+        return self.__dict__["_batches"]
+
+    def __iter__(self) -> Iterator[Any]:
+        # A generator: nothing runs until the first batch is asked for, after Lightning has set
+        # the epoch (workers would otherwise draw indices of the wrong epoch at once).
+        return self._epoch_batches()
+
+    def _epoch_batches(self) -> Iterator[Any]:
+        epoch = getattr(self.sampler, "epoch", 0)
+        resume, self._resume = self._resume, None
+        start = 0
+        if resume is not None and resume.get("epoch") == epoch:
+            start = resume["batches"] * resume.get("batch_size", self.batch_size) // self.batch_size
+        self._epoch, self._yielded = epoch, start
+        batches = self._index_sampler
+        batches.start(epoch, start, seeded=self.num_workers > 0)
+        iterator = super().__iter__()
+        states = (resume or {}).get("rng") or []
+        if start and len(states) == _world_size():
+            set_rng_state(states[_rank()])  # after the iterator's own draw, before any item's
+        for batch in iterator:
+            self._yielded += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, Any]:
+        """The epoch, the batches of it handed out, the batch size, and every process's random states."""
+        return {
+            "epoch": self._epoch,
+            "batches": self._yielded,
+            "batch_size": self.batch_size,
+            "rng": _gather(rng_state()),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue the saved epoch at its next unseen batch when that epoch is the next one run."""
+        self._resume = dict(state)
+        if state.get("batch_size") not in (None, self.batch_size):
+            log.warning(
+                "resuming with batch size %s (the checkpoint's loader used %s): the epoch continues "
+                "after the samples already seen, rounded down to whole batches",
+                self.batch_size,
+                state["batch_size"],
+            )
+
+
+class _ResumableBatches:
+    """The loader's batches of indices, from batch ``start`` of an epoch on (see :meth:`start`)."""
+
+    def __init__(self, batches: Iterable[list[int]]):
+        self.batches = batches
+        self.epoch, self.skip, self.seeded = 0, 0, False
+
+    def start(self, epoch: int, skip: int, seeded: bool) -> None:
+        """Make the next pass begin at batch ``skip`` of ``epoch``; ``seeded`` tags each batch
+        with its :func:`batch_seed` (for workers)."""
+        self.epoch, self.skip, self.seeded = epoch, skip, seeded
+
+    def __len__(self) -> int:
+        return len(self.batches)  # the whole epoch: Lightning counts the resumed batches itself
+
+    def __iter__(self) -> Iterator[list[int]]:
+        skip, self.skip = self.skip, 0
+        rank = _rank()
+        for number, indices in enumerate(itertools.islice(iter(self.batches), skip, None), start=skip):
+            yield _SeededIndices(indices, batch_seed(self.epoch, number, rank)) if self.seeded else indices
+
+
+class _SeededIndices(list):
+    """A batch of indices carrying the seed its items are loaded with (it survives pickling to a worker)."""
+
+    def __init__(self, indices: Iterable[int], seed: int):
+        super().__init__(indices)
+        self.seed = seed
+
+
+class SeededBatches(Dataset):
+    """A dataset whose items are loaded, a batch at a time, right after seeding from the batch's place.
+
+    Used in DataLoader workers: random crops and flips then depend only on (run seed, epoch,
+    batch, rank), not on which worker loads a batch or on what it loaded before, so a resumed
+    run (whose workers start afresh) loads what an uninterrupted run loads.
+    """
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> Any:
+        return self.dataset[i]
+
+    def __getitems__(self, indices: list[int]) -> list[Any]:
+        seed = getattr(indices, "seed", None)
+        if seed is not None:
+            seed_all(seed)
+        getitems = getattr(self.dataset, "__getitems__", None)
+        return getitems(list(indices)) if getitems else [self.dataset[i] for i in indices]
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "dataset":  # not yet set (unpickling)
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+
+def _rank() -> int:
+    dist = torch.distributed
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def _world_size() -> int:
+    dist = torch.distributed
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _gather(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every process's ``state``, by rank (Lightning writes the checkpoint of rank 0 alone)."""
+    if _world_size() == 1:
+        return [state]
+    states: list[Any] = [None] * _world_size()
+    torch.distributed.all_gather_object(states, state)
+    return states
 
 
 class GANDataModule(LightningDataModule):
