@@ -217,6 +217,10 @@ def test_not_an_image_is_named_from_its_header_or_met_in_training_without_header
     data.setup()
     with pytest.raises(ImageLoadError, match=r"junk\.png.*skip_corrupt"):
         [data.train_set[i] for i in range(len(data.train_set))]
+    labelled = ImageFolderDataModule(**settings, class_subfolders=True, skip_corrupt=True)
+    with pytest.warns(UserWarning, match=r"skipping .*junk\.png"):
+        labelled.setup()  # dropped from the index: the labels of the others stay theirs
+    assert [labelled.train_set[i][1] for i in range(6)] == [0, 0, 0, 1, 1, 1]
 
 
 def test_decode_all_is_the_eager_check(tmp_path):
