@@ -10,7 +10,9 @@ against discriminator(s). :class:`TrainingScheme` owns what every scheme needs t
 * the end of every step: per-iteration LR schedulers, ``max_iters``, and handing the step's values
   to the loggers on logging steps only;
 * seeded epochs: the data order and every random draw depend only on (run seed, epoch, rank),
-  so a run resumed at an epoch boundary sees what an uninterrupted run sees;
+  so a run resumed at an epoch boundary sees what an uninterrupted run sees (inside an epoch,
+  the training loader's checkpointed state, :class:`ganforge.data.base.ResumableLoader`, carries
+  its place and the random states on);
 * checkpoints: the counters, the config and the scheme's name are *merged* into
   ``checkpoint["ganforge"]`` (callbacks such as the metrics store their entries there too);
 * gradient clipping after AMP unscaling;
