@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -183,3 +185,55 @@ def test_failed_job_ends_a_single_run_but_not_a_sweep(tmp_path):
     HydraConfig.instance().set_config(cfg)
     with pytest.raises(ConfigError, match="optimizer.generator.lr must be > 0"):
         task(cfg)
+
+
+@pytest.mark.slow
+def test_killed_sweep_resumes_in_its_folder(tmp_path):
+    """A 4-job sweep killed while its third job trains: relaunched with sweep.resume=<folder>, jobs 0 and 1
+    are skipped, job 2 resumes from its last.ckpt, job 3 runs; the report covers the four as one sweep."""
+    args = [
+        "-m",
+        "loss=ns,hinge",
+        "seed=0,1",
+        *TINY_CLI,
+        "trainer.max_epochs=3",
+        f"paths.outputs_root={tmp_path}",
+    ]
+    args += ["name=rs"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+    sweep_run = subprocess.Popen(
+        [str(BIN / "ganforge-train"), *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and sweep_run.poll() is None:
+            sweeps = list((tmp_path / "rs").glob("multirun_*"))
+            if sweeps and (sweeps[0] / "2" / "checkpoints" / "last.ckpt").is_file():
+                break
+            time.sleep(0.02)
+    finally:
+        os.killpg(sweep_run.pid, signal.SIGKILL)  # a lost node: no clean-up of any kind
+        sweep_run.wait()
+    sweep = sweep_folder(tmp_path, "rs")
+    assert [(sweep / j / "job_done.json").is_file() for j in "012"] == [True, True, False]
+    assert not (sweep / "3").exists()
+    before = {j: (sweep / j / "metrics.csv").stat().st_mtime_ns for j in "01"}
+
+    result = run_cli("ganforge-train", [*args, f"sweep.resume={sweep}"])
+    assert sorted(p.name for p in sweep.glob("multirun_*")) == []  # no new sweep folder beside it
+    assert list((tmp_path / "rs").iterdir()) == [sweep]
+    assert all((sweep / j / "job_done.json").is_file() for j in "0123")
+    assert {j: (sweep / j / "metrics.csv").stat().st_mtime_ns for j in "01"} == before  # skipped
+    printed = result.stdout + result.stderr
+    assert printed.count("finished before") == 2
+    assert f"Resuming from {sweep / '2' / 'checkpoints' / 'last.ckpt'}" in printed
+    epochs = [int(r["epoch"]) for r in csv.DictReader(open(sweep / "2" / "metrics.csv")) if r.get("epoch")]
+    assert max(epochs) == 2  # job 2 trained to the end
+
+    report_main([str(sweep)])
+    groups = {r["group"]: r for r in csv.DictReader(open(sweep / "report.csv"))}
+    assert {g: groups[g]["runs"] for g in groups} == {"loss=ns": "2", "loss=hinge": "2"}

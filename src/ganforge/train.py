@@ -38,6 +38,7 @@ from ganforge.config import (
 )
 from ganforge.data.transforms import ImageLoadError
 from ganforge.modules.contract import Scheme, require
+from ganforge.sweep import resumable_job
 from ganforge.utils.checkpoint import AtomicCheckpointIO, CheckpointError, resolve_ckpt_path
 from ganforge.utils.instantiate import build
 
@@ -176,7 +177,7 @@ def objective_value(metrics: dict[str, float], name: str | None) -> float | None
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
     try:
-        return objective_value(train(cfg), cfg.get("optimized_metric"))
+        return resumable_job(cfg, lambda: objective_value(train(cfg), cfg.get("optimized_metric")))
     except USER_ERRORS as err:
         log.error("%s", err)
         if HydraConfig.get().mode == RunMode.MULTIRUN:

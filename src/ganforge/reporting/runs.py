@@ -34,6 +34,7 @@ NOT_TRAINING_KEYS = (
     "logger",
     "optimized_metric",
     "hparams_search",
+    "sweep",
     "callbacks.progress_bar",
     "callbacks.hparams",
     "callbacks.samples",

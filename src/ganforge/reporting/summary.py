@@ -36,6 +36,7 @@ NOT_HYPERPARAMETERS = (
     "logger.",
     "paths.",
     "hydra.",
+    "sweep.",
     "callbacks.progress_bar",
     "callbacks.run_stats",
     "callbacks.run_stats.",
