@@ -24,6 +24,7 @@ from ganforge.prepare import main as prepare_main
 from ganforge.prepare import prepare
 from ganforge.train import train
 from ganforge.utils.checkpoint import load_checkpoint
+from tests.conftest import compose_tiny
 
 BUCKET = "ganforge-test"
 
@@ -46,6 +47,42 @@ class BatchRecorder(Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         BatchRecorder.seen.append(image_ids(batch[0]))
+
+
+class KillAt(Callback):
+    """Stops a run the hard way at one batch, as a lost node would (after the last save)."""
+
+    def __init__(self, batch_idx: int):
+        self.batch_idx = batch_idx
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if batch_idx == self.batch_idx:
+            raise RuntimeError("killed")
+
+
+@pytest.fixture
+def s3_endpoint(monkeypatch):
+    """A moto S3 server on 127.0.0.1 (a free port) with an empty bucket, stopped after the test."""
+    from moto.server import ThreadedMotoServer
+
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        import boto3
+
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
+        yield endpoint
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +207,10 @@ def test_bad_inputs_name_what_to_fix(tmp_path, labeled, unpaired, capsys):
     with pytest.raises(SystemExit):
         prepare_main([f"input={tmp_path / 'nowhere'}", f"out={tmp_path / 'out'}"])
     assert f"input folder does not exist: {tmp_path / 'nowhere'}" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_prepare_cli_refuses_unknown_keys_listing_the_valid_ones():
     done = subprocess.run(
         [sys.executable, "-m", "ganforge.prepare", "input=x", "out=y", "size=64"],
         capture_output=True,
@@ -178,3 +219,51 @@ def test_bad_inputs_name_what_to_fix(tmp_path, labeled, unpaired, capsys):
     assert (
         done.returncode == 2 and "unknown argument 'size=64'. Valid keys: input, out, img_size" in done.stderr
     )
+
+
+@pytest.mark.slow
+def test_s3_prepare_train_killed_mid_epoch_and_resumed(tmp_path, labeled, s3_endpoint):
+    url, options = f"s3://{BUCKET}/labeled32", {"endpoint_url": s3_endpoint}
+    manifest = prepare(
+        labeled[0] / "images",
+        url,
+        img_size=32,
+        workers=2,
+        val_fraction=0.2,
+        storage_options=options,
+        progress=False,
+    )
+    assert manifest["digest"] == labeled[1]["digest"]  # the same chunks as the local shards
+    reference = StreamDataModule(
+        url, seed=42, img_size=32, batch_size=8, storage_options=options, cache_dir=str(tmp_path / "ref")
+    )
+    expected = [image_ids(images) for images, _ in reference.train_dataloader()]  # epoch 1 of seed 42
+    assert len(expected) == 4
+
+    def run(name: str, *extra: str):
+        cfg = compose_tiny(
+            tmp_path / name,
+            [
+                "data=stream",
+                *stream_overrides(url, tmp_path / f"cache-{name}"),
+                f"++data.storage_options.endpoint_url='{s3_endpoint}'",
+                "++trainer.limit_train_batches=1.0",  # the whole epoch: 4 batches of 8
+                "callbacks.last_checkpoint.every_n_iters=2",
+                "+callbacks.recorder._target_=tests.test_stream.BatchRecorder",
+                *extra,
+            ],
+        )
+        return train(cfg)
+
+    BatchRecorder.seen = []
+    with pytest.raises(RuntimeError, match="killed"):
+        run("first", "+callbacks.kill._target_=tests.test_stream.KillAt", "+callbacks.kill.batch_idx=2")
+    ckpt = tmp_path / "first/run/checkpoints/last.ckpt"
+    assert (
+        load_checkpoint(ckpt)["loops"]["fit_loop"]["state_dict"]["combined_loader"][0]["num_samples_yielded"]
+        == 16
+    )
+    killed, BatchRecorder.seen = BatchRecorder.seen, []
+    run("resumed", f"ckpt_path={ckpt}")
+    # the killed run trained batches 0 and 1 (and met 2); the resumed one sees 2 and 3, as an unbroken run
+    assert killed == expected[:3] and BatchRecorder.seen == expected[2:]

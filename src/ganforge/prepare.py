@@ -122,16 +122,21 @@ def class_labels(root: Path, files: list[Path], mode: str | bool) -> tuple[list[
 def plan_splits(
     root: Path, val_fraction: float, split_seed: int, class_subfolders: str | bool
 ) -> tuple[str, dict[str, list[tuple[str, int]]], list[str]]:
-    """The kind of layout, the ``(path, label)`` items of each split, and the class names."""
+    """The kind of layout, the ``(path, label)`` items of each split, and the class names.
+
+    Training items are stored in a random order (seeded by ``split_seed``): LitData shuffles the
+    order of chunks and of windows inside a chunk, not items across chunks, so chunks written in
+    folder order would give batches of one class or one folder.
+    """
     if (root / "trainA").is_dir() and (root / "trainB").is_dir():
         splits = {}
         for domain in ("A", "B"):
             train = [(str(f), -1) for f in find_images(root / f"train{domain}")]
-            if (root / f"test{domain}").is_dir():
-                held_out = [(str(f), -1) for f in find_images(root / f"test{domain}")]
-            else:
-                keep, cut = split_indices(len(train), val_fraction, split_seed)
-                train, held_out = [train[i] for i in sorted(keep)], [train[i] for i in sorted(cut)]
+            held_out_dir = root / f"test{domain}"
+            keep, cut = split_indices(len(train), 0.0 if held_out_dir.is_dir() else val_fraction, split_seed)
+            train, held_out = [train[i] for i in keep], [train[i] for i in sorted(cut)]
+            if held_out_dir.is_dir():
+                held_out = [(str(f), -1) for f in find_images(held_out_dir)]
             if not held_out:
                 raise ValueError(
                     f"{root} has no test{domain}/ folder and val_fraction={val_fraction} holds out nothing; "
@@ -143,7 +148,7 @@ def plan_splits(
     labels, classes = class_labels(root, files, class_subfolders)
     items = [(str(f), label) for f, label in zip(files, labels, strict=True)]
     keep, cut = split_indices(len(items), val_fraction, split_seed)
-    splits = {"train": [items[i] for i in sorted(keep)]}
+    splits = {"train": [items[i] for i in keep]}
     if len(cut):
         splits["val"] = [items[i] for i in sorted(cut)]
     return "images", splits, classes
@@ -212,7 +217,7 @@ def prepare(
             output_dir=join(out, split),
             chunk_bytes=chunk_bytes,
             num_workers=max(1, min(int(workers), len(items))),
-            reorder_files=False,  # keep the sorted order: the same folder gives the same chunks
+            reorder_files=False,  # keep the seeded order: the same folder gives the same chunks
             keep_data_ordered=True,
             storage_options=storage_options,
             verbose=progress,

@@ -209,11 +209,7 @@ class Shards:
         )
 
     def loader(self, dataset, batch_size: int, num_workers: int, pin_memory: bool):
-        from litdata import StreamingDataLoader
-
-        return StreamingDataLoader(
-            dataset, batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory, drop_last=True
-        )
+        return shard_loader(dataset, batch_size, num_workers, pin_memory)
 
     @property
     def id(self) -> str:
@@ -226,6 +222,35 @@ class Shards:
                 f"data.input_dir={self.input_dir} holds {self.manifest['kind']} shards, not {kind}: "
                 f"use data={other} instead of data={option}"
             )
+
+
+def shard_loader(dataset, batch_size: int, num_workers: int, pin_memory: bool):
+    """A ``StreamingDataLoader`` whose checkpointed position survives a move to another cache folder.
+
+    LitData records the local cache folder of remote shards in the loader state and refuses a
+    state whose folder differs, although the shards are the same: a job resumed on another node,
+    or under another ``$TMPDIR``, would not start. For a state of the same remote URL the recorded
+    folders are replaced by this process's before LitData checks them.
+    """
+    from litdata import StreamingDataLoader, StreamingDataset
+
+    class ShardLoader(StreamingDataLoader):
+        def load_state_dict(self, obj: dict[str, Any]) -> None:
+            datasets = getattr(self.dataset, "_datasets", [self.dataset])
+            states = (
+                [obj["dataset"]] if isinstance(self.dataset, StreamingDataset) else obj["dataset"].values()
+            )
+            for dataset, state in zip(datasets, states, strict=True):
+                if state.get("input_dir_url") and state["input_dir_url"] == dataset.input_dir.url:
+                    state["input_dir_path"], state["cache_dir_path"] = (
+                        dataset.input_dir.path,
+                        dataset.cache_dir.path,
+                    )
+            super().load_state_dict(obj)
+
+    return ShardLoader(
+        dataset, batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory, drop_last=True
+    )
 
 
 class ShardSplit(Dataset):
