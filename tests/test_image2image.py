@@ -131,6 +131,31 @@ def test_cyclegan_trains_logs_label_accuracy_and_translates_from_its_checkpoint(
     assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / "a.png")), expected)
 
 
+@pytest.mark.parametrize("experiment", ["cyclegan_digits2mnist", "cut_digits2mnist"])
+def test_translator_moving_average_is_kept_used_and_read_from_the_checkpoint(tiny_cfg, tmp_path, experiment):
+    tiny = ["data.img_size=16", "data.load_size=16", "model.generator.n_blocks=1", "metrics=none"]
+    tiny += ["loss.nce_layers=[input,down2,block1]"] if experiment.startswith("cut") else []
+    cfg = tiny_cfg([f"experiment={experiment}", *tiny, "model.ema_decay=0.5", "trainer.max_epochs=2"])
+    train(cfg)
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoints/last.ckpt")
+    state = ckpt["state_dict"]
+    module = build_module(cfg, None)
+    module.load_state_dict(state)  # the averages are part of the state: a resume restores them
+    for direction in module.directions:
+        average, trained = module.translators_ema[direction], module.trained_translator(direction)
+        assert module.translator(direction) is average
+        assert not any(p.requires_grad for p in average.parameters())
+        assert any(
+            not torch.equal(p_avg, p)
+            for p_avg, p in zip(average.parameters(), trained.parameters(), strict=True)
+        )  # after 4 steps at decay 0.5 the average lags the trained weights
+        net, _ = load_translator(tmp_path / "run" / "checkpoints/last.ckpt", direction)
+        x = torch.rand(2, 1, 16, 16) * 2 - 1
+        torch.testing.assert_close(net(x), average.eval()(x), rtol=0, atol=0)  # the tools translate with it
+    with pytest.raises(Exception, match="ema_decay"):
+        build_module(tiny_cfg([f"experiment={experiment}", *tiny, "model.ema_decay=1.5"]), None)
+
+
 def test_metric_fakes_translate_held_out_images_by_rank(tiny_cfg):
     cfg = tiny_cfg(["experiment=pix2pix_edges2photos", *PHOTOS])
     datamodule = instantiate(cfg.data)

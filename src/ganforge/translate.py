@@ -49,7 +49,8 @@ def parse_args(argv: list[str]) -> dict:
 def load_translator(
     ckpt_path: str | Path, direction: str = "AtoB", ckpt: dict | None = None
 ) -> tuple[torch.nn.Module, dict]:
-    """The generator of one direction from an image-to-image checkpoint, and the run config.
+    """The generator of one direction from an image-to-image checkpoint (its moving average where
+    the run kept one), and the run config.
 
     ``ckpt`` is the checkpoint at ``ckpt_path`` when the caller has loaded it already (then the
     file is not read again); ``ckpt_path`` still names it in the messages.
@@ -70,7 +71,10 @@ def load_translator(
     if direction == "BtoA" and scheme != "cyclegan":
         raise CheckpointError(f"{ckpt_path} is a {scheme} model, which translates AtoB only")
     config = checkpoint_config(ckpt)
-    return load_submodule(ckpt, config["model"][PREFIXES[direction]], PREFIXES[direction]), config
+    prefix = f"translators_ema.{direction}"  # the moving average, where the run kept one (model.ema_decay)
+    if not any(key.startswith(prefix + ".") for key in ckpt["state_dict"]):
+        prefix = PREFIXES[direction]
+    return load_submodule(ckpt, config["model"][PREFIXES[direction]], prefix), config
 
 
 @torch.no_grad()

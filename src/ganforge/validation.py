@@ -102,7 +102,9 @@ RULES: dict[str, Rule] = {
     "loss.penalties.*.every": Rule(int, lambda v: v >= 1, "an integer >= 1"),
     "model.latent_dim": Rule(int, lambda v: v >= 1, ">= 1"),
     "model.num_classes": Rule(int, lambda v: v >= 0, ">= 0 (0 = unconditional)"),
-    "model.ema_decay": Rule(float, lambda v: 0 <= v < 1, "in [0, 1)"),
+    "model.ema_decay": Rule(
+        float, lambda v: 0 <= v < 1, "in [0, 1) (null: no average, translation models only)", nullable=True
+    ),
     "model.max_iters": Rule(int, lambda v: v >= 1, ">= 1 (or null)", nullable=True),
     "model.grad_clip": Rule(float, lambda v: v > 0, "> 0 (or null)", nullable=True),
     "model.discriminator.conditioning": _one_of("ganforge.networks.sngan", "CONDITIONINGS"),

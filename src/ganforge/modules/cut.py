@@ -50,6 +50,7 @@ class CUTModule(TranslationScheme):
         max_iters: int | None = None,
         channels_last: bool = False,
         compile: bool | str = False,
+        ema_decay: float | None = None,
     ):
         if not isinstance(loss, CUTObjective):
             raise ConfigError(
@@ -65,7 +66,7 @@ class CUTModule(TranslationScheme):
                 "model=cut / model=fastcut cannot combine model.compile with model.channels_last: the compiled "
                 "PatchNCE backward fails on channels-last strides; use one of them"
             )
-        switches = {"channels_last": channels_last, "compile": compile}
+        switches = {"channels_last": channels_last, "compile": compile, "ema_decay": ema_decay}
         super().__init__(generator, discriminator, loss, optimizer, max_iters=max_iters, **switches)
         try:
             channels = [generator.feature_channels(name) for name in loss.nce_layers]

@@ -51,10 +51,12 @@ class CycleGANModule(TranslationScheme):
         max_iters: int | None = None,
         channels_last: bool = False,
         compile: bool | str = False,
+        ema_decay: float | None = None,
     ):
-        switches = {"channels_last": channels_last, "compile": compile}
+        switches = {"channels_last": channels_last, "compile": compile, "ema_decay": ema_decay}
         super().__init__(generator, discriminator, loss, optimizer, max_iters=max_iters, **switches)
         self.generator_ba, self.discriminator_a = generator_ba, discriminator_a
+        self.build_ema()  # the B -> A average, now that its translator exists
         self.pool_a, self.pool_b = ImagePool(pool_size), ImagePool(pool_size)
 
     def generators(self) -> list[nn.Module]:
@@ -63,8 +65,8 @@ class CycleGANModule(TranslationScheme):
     def discriminators(self) -> list[nn.Module]:
         return [self.discriminator, self.discriminator_a]
 
-    def translator(self, direction: str) -> nn.Module:
-        return self.generator_ba if direction == "BtoA" else super().translator(direction)
+    def trained_translator(self, direction: str) -> nn.Module:
+        return self.generator_ba if direction == "BtoA" else super().trained_translator(direction)
 
     def panel_columns(self, real_a: torch.Tensor, real_b: torch.Tensor) -> list[torch.Tensor]:
         """``A | G(A) | F(G(A)) | B | F(B) | G(F(B))``."""

@@ -85,6 +85,10 @@ class GANModule(TrainingScheme):
                 + (f", which trains {loss.models}" if isinstance(loss, TranslationObjective) else "")
             )
         check_value("model.ema_decay", ema_decay)
+        if ema_decay is None:
+            raise ConfigError(
+                "model.ema_decay must be a number in [0, 1) for GAN models (their samples come from the average)"
+            )
         self.generator, self.discriminator, self.objective = generator, discriminator, loss
         self.generator_ema = copy.deepcopy(generator).eval().requires_grad_(False)
         self.augment = augment

@@ -14,6 +14,7 @@ translations the offline digit classifier gives the source digit's label
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -21,9 +22,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganforge.config import ConfigError
+from ganforge.config import ConfigError, check_value
 from ganforge.losses.translation import TranslationObjective, l1_loss
 from ganforge.metrics.translation import TargetScores, label_accuracy
+from ganforge.modules.ema import ema_beta, ema_update
 from ganforge.modules.scheme import TrainingScheme
 from ganforge.networks.translator_layers import TestTimeDropout
 from ganforge.optim import build_gan_optimizers
@@ -41,6 +43,10 @@ class TranslationScheme(TrainingScheme):
         max_iters: stop after this many training batches; ``None`` = no limit.
         channels_last: channels-last networks and input images (see ``TrainingScheme``).
         compile: ``torch.compile`` every generator and discriminator (see ``TrainingScheme``).
+        ema_decay: keep an exponential moving average of each translator's weights (Yazici et al.
+            2019) with this decay, and translate with it in validation, metrics, panels,
+            ``ganforge-translate`` and ``ganforge-export``; ``None`` (the papers) translates with the
+            trained weights.
     """
 
     paired_data = False  # whether the scheme needs paired A/B images
@@ -56,9 +62,14 @@ class TranslationScheme(TrainingScheme):
         max_iters: int | None = None,
         channels_last: bool = False,
         compile: bool | str = False,
+        ema_decay: float | None = None,
     ):
         super().__init__(optimizer, max_iters=max_iters, channels_last=channels_last, compile=compile)
+        check_value("model.ema_decay", ema_decay)
         self.generator, self.discriminator, self.objective = generator, discriminator, loss
+        self.ema_decay = ema_decay
+        self.translators_ema: nn.ModuleDict | None = None
+        self.build_ema()
         self.target_scores = TargetScores()  # PSNR/SSIM against known targets, and the identity baseline
         self._classifier: dict[str, nn.Module] = {}  # outside the state dict: not part of the model
 
@@ -69,13 +80,42 @@ class TranslationScheme(TrainingScheme):
     def discriminators(self) -> list[nn.Module]:
         return [self.discriminator]
 
-    def translator(self, direction: str) -> nn.Module:
-        """The generator of ``direction``."""
+    def trained_translator(self, direction: str) -> nn.Module:
+        """The generator of ``direction`` that the optimizer trains."""
         if direction not in self.directions:
             raise ValueError(
                 f"{self.scheme} translates {' and '.join(self.directions)} only; got {direction!r}"
             )
         return self.generator
+
+    def translator(self, direction: str) -> nn.Module:
+        """The generator that translates in ``direction``: the moving average when ``ema_decay`` is set."""
+        trained = self.trained_translator(direction)  # refuses a direction the scheme lacks
+        return self.translators_ema[direction] if self.translators_ema is not None else trained
+
+    def build_ema(self) -> None:
+        """Copy each translator into ``translators_ema`` (state dict ``translators_ema.<direction>``)
+        when ``ema_decay`` is set. The constructor calls it; a subclass that adds a translator
+        after ``super().__init__`` (CycleGAN's B -> A) calls it again."""
+        if self.ema_decay is None:
+            return
+        if self.translators_ema is None:
+            self.translators_ema = nn.ModuleDict()
+        for direction in self.directions:
+            if direction in self.translators_ema:
+                continue
+            try:
+                net = self.trained_translator(direction)
+            except AttributeError:  # not built yet: the subclass calls again once it is
+                continue
+            self.translators_ema[direction] = copy.deepcopy(net).requires_grad_(False)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        super().on_train_batch_end(outputs, batch, batch_idx)
+        if self.translators_ema is not None:
+            beta = ema_beta(self.ema_decay, self.g_steps)
+            for direction, ema in self.translators_ema.items():
+                ema_update(ema, self.trained_translator(direction), beta)
 
     # ----------------------------------------------------------------- data checks
     def check_compatible(self, datamodule) -> None:
@@ -173,7 +213,8 @@ class TranslationScheme(TrainingScheme):
     # ----------------------------------------------------------------- speed switches and optimizers
     def setup(self, stage: str) -> None:
         networks = [*self.generators(), *self.discriminators()]
-        self.apply_speed_switches(networks, compiled=networks)
+        averages = list(self.translators_ema.values()) if self.translators_ema is not None else []
+        self.apply_speed_switches([*networks, *averages], compiled=networks)
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
         # The images in the networks' memory format (every scheme reads them from the batch dict).
