@@ -23,6 +23,15 @@ def test_every_data_option_instantiates(tiny_cfg, tmp_path, option):
         from tests.helpers import write_images
 
         overrides.append(f"data.root={write_images(tmp_path / 'imgs', n=4)}")
+    if option == "stream":  # shards written by ganforge-prepare from a folder
+        from ganforge.prepare import prepare
+        from tests.helpers import write_images
+
+        shards = tmp_path / "shards"
+        prepare(
+            write_images(tmp_path / "imgs", n=20), shards, img_size=32, channels=1, workers=1, progress=False
+        )
+        overrides += [f"data.input_dir={shards}", "data.img_size=32", "data.channels=1"]
     cfg = tiny_cfg(overrides)
     if hasattr(get_class(cfg.data._target_), "paired"):
         return  # two-domain translation data: its batches are checked in test_image2image.py
