@@ -111,28 +111,19 @@ def test_multirun_two_by_two_then_report(tmp_path):
 
 
 @pytest.mark.slow
-def test_optuna_search_of_two_trials_through_submitit_local(tmp_path):
-    """hparams_search=dcgan_optuna, its two trials launched by submitit's local launcher.
+def test_optuna_search_of_two_trials_through_submitit_local_then_two_more(tmp_path):
+    """hparams_search=dcgan_optuna, its two trials launched by submitit's local launcher, then continued.
 
     One sweep tests both: the Optuna sweeper gets each trial's return value, and the submitit
     launcher that hydra/launcher=slurm uses runs each job in its own process. The search
-    minimizes val/fid, as configured, measured on a few generated digits to stay fast.
+    minimizes val/fid, as configured, measured on a few generated digits to stay fast. The study
+    is in <sweep>/optuna.db; relaunched with that storage, the search adds two new trials to it.
     """
-    run_cli(
-        "ganforge-train",
-        [
-            "hparams_search=dcgan_optuna",
-            "hydra.sweeper.n_trials=2",
-            "hydra/launcher=submitit_local",
-            "hydra.launcher.timeout_min=5",
-            *TINY_CLI,
-            "metrics=domain",
-            "metrics.names=[fid]",
-            "metrics.n_fake=64",
-            f"paths.outputs_root={tmp_path}",
-            "name=opt",
-        ],
-    )
+    import optuna
+
+    search = ["hparams_search=dcgan_optuna", "hydra.sweeper.n_trials=2", *TINY_CLI, "metrics=domain"]
+    search += ["metrics.names=[fid]", "metrics.n_fake=64", f"paths.outputs_root={tmp_path}", "name=opt"]
+    run_cli("ganforge-train", [*search, "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5"])
     sweep = sweep_folder(tmp_path, "opt")
     results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     trials = [sweep / "0", sweep / "1"]
@@ -143,6 +134,23 @@ def test_optuna_search_of_two_trials_through_submitit_local(tmp_path):
     assert results["best_params"]["loss"] in ("ns", "hinge", "lsgan")
     assert len(list((sweep / ".submitit").glob("*/*_result.pkl"))) == 2  # one process per trial
     assert all((t / "checkpoints" / "last.ckpt").is_file() for t in trials)
+    storage = f"sqlite:///{sweep / 'optuna.db'}"
+    study = optuna.load_study(study_name="dcgan_optuna", storage=storage)  # written as trials finished
+    assert [t.value for t in study.trials] == pytest.approx(finals)
+
+    run_cli(
+        "ganforge-train", [*search, f"hydra.sweeper.storage={storage}"]
+    )  # the interrupted search, relaunched
+    study = optuna.load_study(study_name="dcgan_optuna", storage=storage)
+    assert [t.number for t in study.trials] == [0, 1, 2, 3]
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    params = [t.params["optimizer.generator.lr"] for t in study.trials]
+    assert len(set(params)) == 4  # new trials, not the first two drawn again
+    (later,) = [p for p in (tmp_path / "opt").glob("multirun_*") if p != sweep]
+    later_lrs = [
+        yaml.safe_load((later / j / "config.yaml").read_text())["optimizer"]["generator"]["lr"] for j in "01"
+    ]
+    assert later_lrs == pytest.approx(params[2:])
 
 
 def test_sweep_configs_compose(tmp_path):
@@ -237,3 +245,21 @@ def test_killed_sweep_resumes_in_its_folder(tmp_path):
     report_main([str(sweep)])
     groups = {r["group"]: r for r in csv.DictReader(open(sweep / "report.csv"))}
     assert {g: groups[g]["runs"] for g in groups} == {"loss=ns": "2", "loss=hinge": "2"}
+
+
+def test_sweep_resume_reuses_a_grid_sweep_folder_and_refuses_searches(tmp_path):
+    from ganforge.sweep import BASIC_SWEEPER, study_seed, sweep_dir_resolver
+
+    assert sweep_dir_resolver(None, "outputs/x/multirun_new", BASIC_SWEEPER) == "outputs/x/multirun_new"
+    assert sweep_dir_resolver(str(tmp_path), "outputs/x/multirun_new", BASIC_SWEEPER) == str(tmp_path)
+    with pytest.raises(ValueError, match="no such sweep folder"):
+        sweep_dir_resolver(str(tmp_path / "gone"), "new", BASIC_SWEEPER)
+    with pytest.raises(ValueError, match="hydra.sweeper.storage=sqlite:///"):
+        sweep_dir_resolver(
+            str(tmp_path), "new", "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+        )
+    assert (
+        study_seed(1234, f"sqlite:///{tmp_path / 'none.db'}", "s") == 1234
+    )  # a fresh study: the seed as set
+    cfg = compose_tiny(tmp_path, ["hparams_search=dcgan_optuna"])
+    assert cfg.hydra.sweeper.storage == f"sqlite:///{cfg.hydra.sweep.dir}/optuna.db"
