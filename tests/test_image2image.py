@@ -6,12 +6,15 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
+from omegaconf import open_dict
 from PIL import Image
+from pytorch_lightning import Callback
 
 from ganforge.metrics.domain import load_digit_classifier, predict_digits
 from ganforge.train import build_module, train
@@ -154,6 +157,45 @@ def test_translator_moving_average_is_kept_used_and_read_from_the_checkpoint(tin
         torch.testing.assert_close(net(x), average.eval()(x), rtol=0, atol=0)  # the tools translate with it
     with pytest.raises(Exception, match="ema_decay"):
         build_module(tiny_cfg([f"experiment={experiment}", *tiny, "model.ema_decay=1.5"]), None)
+
+
+class CrashAt(Callback):
+    """Stops a run with an error before the given iteration, as a crash would (no epoch-end save)."""
+
+    def __init__(self, iteration: int):
+        self.iteration = iteration
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if pl_module.iteration >= self.iteration:
+            raise RuntimeError("simulated crash")
+
+
+def test_cyclegan_resumed_mid_epoch_matches_an_uninterrupted_run(tiny_cfg, tmp_path):
+    # A pool of 3 fills in the first epoch: the resumed discriminators must see the same history.
+    tiny = ["experiment=cyclegan_digits2mnist", "data.img_size=16", "data.load_size=16"]
+    tiny += ["model.generator.n_blocks=1", "model.pool_size=3", "trainer.max_epochs=2"]
+    tiny += ["++trainer.limit_train_batches=4", "callbacks.last_checkpoint.every_n_iters=2"]
+
+    def run(name: str, *extra: str) -> Path:
+        cfg = tiny_cfg([*tiny, *extra])
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp_path / name)
+            if name == "killed":
+                cfg.callbacks.crash = {"_target_": f"{__name__}.CrashAt", "iteration": 6}
+        if name == "killed":
+            with pytest.raises(RuntimeError, match="simulated crash"):
+                train(cfg)
+        else:
+            train(cfg)
+        return tmp_path / name / "checkpoints" / "last.ckpt"
+
+    straight = load_checkpoint(run("straight"))["state_dict"]
+    killed = run("killed")
+    state = load_checkpoint(killed)
+    assert state["ganforge"]["iteration"] == 6 and len(state["ganforge"]["image_pools"]["b"]["images"]) == 3
+    resumed = load_checkpoint(run("resumed", f"ckpt_path={killed}"))["state_dict"]
+    for key in (k for k in straight if k.startswith(("generator.", "generator_ba."))):
+        torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=1e-6, msg=key)
 
 
 def test_metric_fakes_translate_held_out_images_by_rank(tiny_cfg):

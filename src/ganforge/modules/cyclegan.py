@@ -59,6 +59,17 @@ class CycleGANModule(TranslationScheme):
         self.build_ema()  # the B -> A average, now that its translator exists
         self.pool_a, self.pool_b = ImagePool(pool_size), ImagePool(pool_size)
 
+    def checkpoint_state(self) -> dict[str, Any]:
+        # The pools' images: without them a resumed run's discriminators would see a fresh history.
+        return {"image_pools": {"a": self.pool_a.state_dict(), "b": self.pool_b.state_dict()}}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        pools = checkpoint.get("ganforge", {}).get("image_pools")
+        if pools:  # absent in checkpoints written before the pools were saved: they refill
+            self.pool_a.load_state_dict(pools["a"])
+            self.pool_b.load_state_dict(pools["b"])
+
     def generators(self) -> list[nn.Module]:
         return [self.generator, self.generator_ba]
 

@@ -47,8 +47,18 @@ class ImagePool:
                 out.append(image)
             elif torch.rand((), generator=generator).item() < 0.5:
                 slot = int(torch.randint(0, self.size, (), generator=generator).item())
-                out.append(self.images[slot].clone())
+                out.append(self.images[slot].to(image.device, copy=True))
                 self.images[slot] = image.clone()
             else:
                 out.append(image)
         return torch.stack(out)
+
+    def state_dict(self) -> dict[str, torch.Tensor | int]:
+        """The stored images (for a checkpoint: a resumed run draws from the same history)."""
+        images = torch.stack(self.images).cpu() if self.images else torch.empty(0)
+        return {"size": self.size, "images": images}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`'s images (moved to the generator's device when drawn)."""
+        images = state["images"]
+        self.images = [image.clone() for image in images][: self.size] if images.numel() else []
