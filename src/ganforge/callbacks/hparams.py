@@ -22,22 +22,15 @@ from typing import Any
 import yaml
 from pytorch_lightning import Callback, LightningModule, Trainer
 
-from ganforge.loggers.naming import comparison_hparams, hydra_config, is_multirun, swept_keys
+from ganforge.loggers.naming import (
+    COMPARISON_METRICS,
+    comparison_hparams,
+    hydra_config,
+    is_multirun,
+    swept_keys,
+)
 from ganforge.modules.contract import Scheme, require
 
-# The metrics of the HPARAMS table, in this order, where the run logged them.
-COMPARISON_METRICS = (
-    "val/fid",
-    "val/kid_mean",
-    "val/is_mean",
-    "val/precision",
-    "val/recall",
-    "val/density",
-    "val/coverage",
-    "val/label_acc",
-    "val/psnr",
-    "val/ssim",
-)
 BEST_PREFIX = "best/"
 
 

@@ -43,6 +43,21 @@ CURATED_KEYS = (
     "experiment",
 )
 
+# The metrics runs are compared on, in this order, where the runs logged them: the HPARAMS table's
+# metrics and the first columns of ganforge-report's tables.
+COMPARISON_METRICS = (
+    "val/fid",
+    "val/kid_mean",
+    "val/is_mean",
+    "val/precision",
+    "val/recall",
+    "val/density",
+    "val/coverage",
+    "val/label_acc",
+    "val/psnr",
+    "val/ssim",
+)
+
 
 def hydra_config() -> DictConfig | None:
     """The running job's Hydra config, ``None`` outside Hydra."""

@@ -38,13 +38,25 @@ def plot_metric(groups: list[Group], metric: str, path: Path) -> Path | None:
         many = len(series) > 1
         for i, s in enumerate(series):
             label = None if many or i else group.label
-            ax.plot(s.steps, s.values, color=colour, alpha=0.35 if many else 1.0, lw=1, label=label)
+            marker = "o" if len(s.steps) <= 20 else None  # a metric computed a few times: its points show
+            ax.plot(
+                s.steps,
+                s.values,
+                color=colour,
+                alpha=0.35 if many else 1.0,
+                lw=1,
+                marker=marker,
+                ms=3,
+                label=label,
+            )
         same_steps = all(
             len(s.steps) == len(series[0].steps) and np.all(s.steps == series[0].steps) for s in series
         )
         if many and same_steps:
             mean = np.nanmean(np.stack([s.values for s in series]), axis=0)
-            ax.plot(series[0].steps, mean, color=colour, lw=2, label=f"{group.label} (mean of {len(series)})")
+            marker = "o" if len(mean) <= 20 else None
+            label = f"{group.label} (mean of {len(series)})"
+            ax.plot(series[0].steps, mean, color=colour, lw=2, marker=marker, ms=4, label=label)
         elif many:
             ax.plot([], [], color=colour, label=f"{group.label} ({len(series)} runs)")
     if not drawn:

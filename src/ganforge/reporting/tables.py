@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 
+from ganforge.loggers.naming import COMPARISON_METRICS
 from ganforge.reporting.runs import PARAMS_PREFIX, PARAMS_ROLES, RUN_STATS_PERF, Run
 from ganforge.reporting.summary import (
     BASELINE_SUFFIXES,
@@ -35,15 +36,23 @@ RUN_STATS = ("final", "best", "best_step", "best_epoch")
 
 
 def all_metrics(runs: list[Run]) -> list[str]:
-    """Every metric name any run logged: ``val/`` and ``test/``, ``train/``, then the run statistics
-    in the order of a method comparison (time, memory, generator, discriminator, other, total)."""
+    """Every metric name any run logged: ``val/`` and ``test/`` (the comparison metrics FID, KID, IS,
+    ... first, in :data:`~ganforge.loggers.naming.COMPARISON_METRICS` order), ``train/``, then the run
+    statistics in the order of a method comparison (time, memory, generator, discriminator, other, total)."""
     names = {m for run in runs for m in run.metrics}
     order = [*RUN_STATS_PERF.values(), *(PARAMS_PREFIX + r for r in PARAMS_ROLES)]
+    first = list(COMPARISON_METRICS)
 
     def key(name: str) -> tuple:
         if name in order:
             return (2, order.index(name), name)
-        return (0 if name.startswith(("val/", "test/")) else 1 if name.startswith("train/") else 2, -1, name)
+        if name in first:
+            return (0, first.index(name), name)
+        return (
+            0 if name.startswith(("val/", "test/")) else 1 if name.startswith("train/") else 2,
+            len(first),
+            name,
+        )
 
     return sorted(names, key=key)
 
