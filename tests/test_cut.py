@@ -108,6 +108,21 @@ def test_heads_shapes_normalisation_and_init():
     assert linear.weight.std().item() == pytest.approx(0.02 * math.sqrt(2 / (16 + 32)), rel=0.3)
 
 
+def test_a_silent_head_on_identical_query_and_key_keeps_finite_gradients():
+    # A translator that returns its input exactly (residual=true at the start) gives queries equal
+    # to their keys; on a flat black patch every ReLU of the head can be off, so the projected row
+    # is all zeros. Its normalisation must not turn the gradient into nan.
+    heads = PatchHeads([3], width=8)
+    with torch.no_grad():
+        heads.mlps[0][0].weight.fill_(0.1)  # W x < 0 for x = (-1, -1, -1): every unit off
+    patch = -torch.ones(1, 3, 4, 4)
+    ids = sample_patch_ids([patch], 4)
+    (query,), (key,) = heads([patch], ids), heads([patch], ids)
+    assert not query.any()
+    patch_nce_loss(query, key, 1, 0.07).backward()
+    assert all(torch.isfinite(p.grad).all() for p in heads.parameters())
+
+
 def make_module(layers=("input", "down1", "block1")) -> CUTModule:
     torch.manual_seed(0)
     generator = ResnetTranslator(1, width=4, n_blocks=1, antialias=True)

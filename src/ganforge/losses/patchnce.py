@@ -26,8 +26,12 @@ SELF_SIMILARITY_LOGIT = -10.0  # a patch compared with its own key: exp(-10 / T)
 
 
 def l2_normalize(x: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
-    """Rows of ``x`` divided by their L2 norm (``eps`` keeps an all-zero row finite)."""
-    return x / (x.pow(2).sum(1, keepdim=True).sqrt() + eps)
+    """Rows of ``x`` divided by their L2 norm plus ``eps`` (the CUT code's normalisation).
+
+    An all-zero row (a head whose ReLU silenced every unit, e.g. on a flat black patch) stays
+    finite in both directions: ``vector_norm``'s gradient at zero is zero, where ``sqrt`` of the
+    summed squares gives ``inf * 0 = nan`` and poisons the head's weights."""
+    return x / (torch.linalg.vector_norm(x, dim=1, keepdim=True) + eps)
 
 
 def sample_patch_ids(features: Sequence[torch.Tensor], num_patches: int) -> list[torch.Tensor]:
