@@ -398,16 +398,17 @@ class GANDataModule(LightningDataModule):
             parts.append(f"root={Path(root).expanduser().resolve()}")
         return "|".join(parts)
 
-    def metric_reals(self, split: str = "val"):
-        """Real images of ``split`` (``train`` or ``val``) as float batches in [-1, 1], in a fixed order."""
+    def metric_reals(self, split: str = "val", labels: bool = False):
+        """Real images of ``split`` (``train`` or ``val``) as float batches in [-1, 1], in a fixed order;
+        with ``labels``, ``(images, class labels)`` pairs (intra-class FID)."""
         self.setup("fit")
         dataset = {"train": self.train_set, "val": self.val_set}.get(split)
         if not dataset:
             raise ValueError(
                 f"data '{self.name}' has no '{split}' images for metrics; set metrics.real_split"
             )
-        for images, _ in DataLoader(dataset, batch_size=max(self.batch_size, 256), shuffle=False):
-            yield images
+        for images, targets in DataLoader(dataset, batch_size=max(self.batch_size, 256), shuffle=False):
+            yield (images, targets) if labels else images
 
     def val_dataloader(self) -> DataLoader | list:
         if not self.val_set:
