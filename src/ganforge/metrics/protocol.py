@@ -29,6 +29,12 @@ def protocol_record(protocol: dict[str, Any]) -> dict[str, Any]:
     return {"protocol_id": protocol_id(protocol), "protocol": dict(protocol)}
 
 
+def with_truncation(protocol: dict[str, Any], truncation_psi: float) -> dict[str, Any]:
+    """The protocol of samples drawn with truncation ``psi`` (``metrics.truncation_psi``): psi = 1
+    (no truncation) adds nothing, so the ids of untruncated results stay as they were."""
+    return protocol if truncation_psi == 1 else {**protocol, "truncation_psi": float(truncation_psi)}
+
+
 def write_json_atomic(data: dict[str, Any], path: str | Path) -> Path:
     """Write JSON through a temporary file and a rename, so readers never see half a file."""
     path = Path(path)
