@@ -105,6 +105,10 @@ RULES: dict[str, Rule] = {
     "model.ema_decay": Rule(
         float, lambda v: 0 <= v < 1, "in [0, 1) (null: no average, translation models only)", nullable=True
     ),
+    "model.ema_half_life_kimg": Rule(float, lambda v: v > 0, "> 0 (or null: use model.ema_decay)", nullable=True),
+    "model.ema_rampup": Rule(float, lambda v: v > 0, "> 0 (or null: no ramp-up)", nullable=True),
+    "model.generator.style_mixing_prob": Rule(float, lambda v: 0 <= v <= 1, "in [0, 1] (0 = off)"),
+    "metrics.truncation_psi": Rule(float, lambda v: v >= 0, ">= 0 (1 = no truncation)"),
     "model.max_iters": Rule(int, lambda v: v >= 1, ">= 1 (or null)", nullable=True),
     "model.grad_clip": Rule(float, lambda v: v > 0, "> 0 (or null)", nullable=True),
     "model.discriminator.conditioning": _one_of("ganforge.networks.sngan", "CONDITIONINGS"),
