@@ -22,7 +22,13 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from ganforge.config import ConfigError
 from ganforge.metrics.cache import RealStatistics
 from ganforge.metrics.evaluator import MetricEvaluator
-from ganforge.metrics.protocol import PROTOCOL_FILE, flat_protocol, write_json_atomic
+from ganforge.metrics.protocol import (
+    PROTOCOL_FILE,
+    flat_protocol,
+    protocol_record,
+    with_truncation,
+    write_json_atomic,
+)
 from ganforge.modules.contract import MetricData, Scheme, require
 from ganforge.utils.instantiate import build
 
@@ -35,13 +41,16 @@ class QualityMetrics(Callback):
     Args:
         dirpath: the run folder, where ``metrics_protocol.json`` is written.
         every_n_epochs: evaluate after every N-th epoch (and after the last one).
+        truncation_psi: draw the generated images with truncation psi (generators with a mapping
+            network, e.g. model=stylegan2); recorded in the protocol when not 1.
         **evaluator: the arguments of :class:`MetricEvaluator` (names, extractor, n_fake, ...).
     """
 
-    def __init__(self, dirpath: str, every_n_epochs: int = 5, **evaluator: Any):
+    def __init__(self, dirpath: str, every_n_epochs: int = 5, truncation_psi: float = 1.0, **evaluator: Any):
         if every_n_epochs < 1:
             raise ValueError(f"metrics.every_n_epochs must be >= 1; got {every_n_epochs}")
         self.dirpath, self.every_n_epochs = Path(dirpath), every_n_epochs
+        self.truncation_psi = float(truncation_psi)
         self.evaluator = MetricEvaluator(**evaluator)  # fails here, before training, if weights are missing
         self.real: RealStatistics | None = None
         self.record: dict[str, Any] | None = None
@@ -52,6 +61,16 @@ class QualityMetrics(Callback):
         datamodule = trainer.datamodule
         require(pl_module, Scheme, "quality metrics (or use metrics=none)")
         require(datamodule, MetricData, "quality metrics (or use metrics=none)")
+        if self.truncation_psi != 1:
+            if not hasattr(pl_module, "metric_truncation_psi"):
+                raise ConfigError(
+                    f"metrics.truncation_psi={self.truncation_psi} needs a GAN with a mapping network "
+                    f"(model=stylegan2); {type(pl_module).__name__} does not truncate"
+                )
+            from ganforge.modules.gan import check_truncation
+
+            check_truncation(pl_module.generator_ema, self.truncation_psi)
+            pl_module.metric_truncation_psi = self.truncation_psi
         content = datamodule.content
         if content == "points":
             raise ConfigError(
@@ -73,7 +92,8 @@ class QualityMetrics(Callback):
             datamodule.dataset_id,
             write_cache=trainer.is_global_zero,
         )
-        self.record = self.evaluator.record(self.real)
+        protocol = with_truncation(self.evaluator.protocol(self.real), self.truncation_psi)
+        self.record = protocol_record(protocol)
         if trainer.is_global_zero:
             write_json_atomic(self.record, self.dirpath / PROTOCOL_FILE)
             self._log_protocol(trainer)
