@@ -267,3 +267,11 @@ def test_s3_prepare_train_killed_mid_epoch_and_resumed(tmp_path, labeled, s3_end
     run("resumed", f"ckpt_path={ckpt}")
     # the killed run trained batches 0 and 1 (and met 2); the resumed one sees 2 and 3, as an unbroken run
     assert killed == expected[:3] and BatchRecorder.seen == expected[2:]
+    # ... with the same noise: the scheme restores the random states LitData's loader does not keep
+    run("straight")
+    weights = [
+        load_checkpoint(tmp_path / name / "run/checkpoints/last.ckpt")["state_dict"]
+        for name in ("straight", "resumed")
+    ]
+    for key in (k for k in weights[0] if k.startswith(("generator.", "generator_ema."))):
+        torch.testing.assert_close(weights[1][key], weights[0][key], rtol=0, atol=1e-6, msg=key)

@@ -20,7 +20,15 @@ from torch.utils.data import DataLoader, Dataset, Sampler, Subset, TensorDataset
 
 from ganforge.config import check_value
 from ganforge.utils.colour import rgb_to_grey
-from ganforge.utils.seeding import batch_seed, rng_state, run_seed, seed_all, set_rng_state
+from ganforge.utils.seeding import (
+    batch_seed,
+    process_count,
+    process_rank,
+    rng_states_by_rank,
+    run_seed,
+    seed_all,
+    set_rng_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -200,8 +208,8 @@ class ResumableLoader(DataLoader):
         batches.start(epoch, start, seeded=self.num_workers > 0)
         iterator = super().__iter__()
         states = (resume or {}).get("rng") or []
-        if start and len(states) == _world_size():
-            set_rng_state(states[_rank()])  # after the iterator's own draw, before any item's
+        if start and len(states) == process_count():
+            set_rng_state(states[process_rank()])  # after the iterator's own draw, before any item's
         for batch in iterator:
             self._yielded += 1
             yield batch
@@ -212,7 +220,7 @@ class ResumableLoader(DataLoader):
             "epoch": self._epoch,
             "batches": self._yielded,
             "batch_size": self.batch_size,
-            "rng": _gather(rng_state()),
+            "rng": rng_states_by_rank(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -244,7 +252,7 @@ class _ResumableBatches:
 
     def __iter__(self) -> Iterator[list[int]]:
         skip, self.skip = self.skip, 0
-        rank = _rank()
+        rank = process_rank()
         for number, indices in enumerate(itertools.islice(iter(self.batches), skip, None), start=skip):
             yield _SeededIndices(indices, batch_seed(self.epoch, number, rank)) if self.seeded else indices
 
@@ -285,25 +293,6 @@ class SeededBatches(Dataset):
         if name == "dataset":  # not yet set (unpickling)
             raise AttributeError(name)
         return getattr(self.dataset, name)
-
-
-def _rank() -> int:
-    dist = torch.distributed
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-
-
-def _world_size() -> int:
-    dist = torch.distributed
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
-def _gather(state: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every process's ``state``, by rank (Lightning writes the checkpoint of rank 0 alone)."""
-    if _world_size() == 1:
-        return [state]
-    states: list[Any] = [None] * _world_size()
-    torch.distributed.all_gather_object(states, state)
-    return states
 
 
 class GANDataModule(LightningDataModule):

@@ -32,8 +32,15 @@ import torch
 from pytorch_lightning import LightningModule
 from torch import nn
 
+from ganforge.data.base import ResumableLoader
 from ganforge.optim import step_schedulers
-from ganforge.utils.seeding import reseed_epoch
+from ganforge.utils.seeding import (
+    process_count,
+    process_rank,
+    reseed_epoch,
+    rng_states_by_rank,
+    set_rng_state,
+)
 
 
 class TrainingScheme(LightningModule):
@@ -68,6 +75,7 @@ class TrainingScheme(LightningModule):
         self.channels_last, self.compile_networks = channels_last, compile
         self.iteration = 0
         self.g_steps = 0
+        self._resume_rng: list | None = None  # random states of a checkpoint, for loaders that keep none
         self.run_config: dict | None = None
         self.last_losses: dict[str, torch.Tensor] = {}
 
@@ -174,8 +182,17 @@ class TrainingScheme(LightningModule):
             sampler.set_epoch(self.current_epoch)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        resumed, self._resume_rng = self._resume_rng, None
         if batch_idx == 0:
             reseed_epoch(self.current_epoch, self.global_rank)
+        elif (
+            resumed
+            and len(resumed) == process_count()
+            and not isinstance(self.trainer.train_dataloader, ResumableLoader)
+        ):
+            # ganforge's own loaders restore the states as they hand out the first batch; a loader
+            # that keeps only its position (LitData's) leaves it to the first step after a resume.
+            set_rng_state(resumed[process_rank()])
 
     def on_train_epoch_end(self) -> None:
         step_schedulers(self, self.optimizer_cfg, "epoch")
@@ -189,6 +206,7 @@ class TrainingScheme(LightningModule):
                 "iteration": self.iteration,
                 "g_steps": self.g_steps,
                 "scheme": self.scheme,
+                "rng": rng_states_by_rank(),
                 **self.checkpoint_state(),
             }
         )
@@ -197,3 +215,4 @@ class TrainingScheme(LightningModule):
         state = checkpoint.get("ganforge", {})
         self.iteration = int(state.get("iteration", 0))
         self.g_steps = int(state.get("g_steps", 0))
+        self._resume_rng = state.get("rng")

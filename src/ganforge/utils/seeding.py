@@ -88,3 +88,26 @@ def set_rng_state(state: dict[str, Any]) -> None:
     cuda = state.get("cuda") or []
     if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda)
+
+
+def process_rank() -> int:
+    """This process's rank in the default process group (0 without one)."""
+    dist = torch.distributed
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def process_count() -> int:
+    """The number of processes in the default process group (1 without one)."""
+    dist = torch.distributed
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def rng_states_by_rank() -> list[dict[str, Any]]:
+    """Every process's :func:`rng_state`, by rank (Lightning writes the checkpoint of rank 0 alone,
+    so the states of the others travel to it). A collective call: every rank must make it."""
+    state = rng_state()
+    if process_count() == 1:
+        return [state]
+    states: list[Any] = [None] * process_count()
+    torch.distributed.all_gather_object(states, state)
+    return states
