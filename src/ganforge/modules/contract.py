@@ -47,11 +47,18 @@ class NoiseSampler(Protocol):
     latent_dim: int
     num_classes: int
 
-    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, ema: bool = True) -> torch.Tensor:
-        """Samples from latents (by the EMA generator by default)."""
+    def generate(
+        self,
+        z: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        ema: bool = True,
+        truncation_psi: float = 1.0,
+    ) -> torch.Tensor:
+        """Samples from latents (by the EMA generator by default; truncated toward the average
+        ``w`` when ``truncation_psi < 1``, for generators with a mapping network)."""
         ...
 
-    def fixed_samples(self) -> torch.Tensor:
+    def fixed_samples(self, truncation_psi: float = 1.0) -> torch.Tensor:
         """Samples from the fixed noise (and labels) of the sample grid."""
         ...
 

@@ -6,6 +6,12 @@ optimizers are injected from the config. An iteration is a composition of phases
 share one D step, then every ``n_critic``-th iteration the generator's (``G main``, lazy
 ``G reg``) share one G step, followed by an update of the exponential-moving-average (EMA)
 generator, which is the one used for every sample, evaluation and export.
+The EMA decay is ``ema_decay``, or, with ``ema_half_life_kimg``, stylegan2-ada's rule: a half-life
+in thousands of images, ``beta = 0.5 ** (images per G step / (ema_half_life_kimg * 1000))``.
+
+Truncation (Karras et al. 2019): ``generate``, ``fixed_samples`` and ``metric_fakes`` take
+``truncation_psi``, which pulls ``w`` toward the mapping network's running average (generators
+with a mapping network only, such as StyleGAN2's); 1 leaves samples as they are.
 
 Augmentation (DiffAugment, ADA) sits in front of D for every image it sees, real and fake,
 in both steps; penalties differentiate D behind the augmentation with respect to the clean
@@ -25,7 +31,7 @@ from torch import nn
 from ganforge.config import ConfigError, check_value
 from ganforge.losses.objective import GANObjective
 from ganforge.losses.translation import TranslationObjective
-from ganforge.modules.ema import ema_beta, ema_update
+from ganforge.modules.ema import ema_beta, ema_update, half_life_beta
 from ganforge.modules.phases import DISCRIMINATOR, GENERATOR, IterationBatch, build_phases
 from ganforge.modules.scheme import TrainingScheme
 from ganforge.optim import build_gan_optimizers
@@ -43,6 +49,10 @@ class GANModule(TrainingScheme):
         latent_dim: size of the noise vector.
         num_classes: classes for conditional generation; 0 for unconditional.
         ema_decay: decay of the EMA generator (ramped up over the first steps).
+        ema_half_life_kimg: if set, the EMA's half-life in thousands of images (stylegan2-ada's
+            ``ema_kimg``, 10 for StyleGAN2), which replaces ``ema_decay``.
+        ema_rampup: with ``ema_half_life_kimg``, cap the half-life at ``ema_rampup`` times the images
+            seen so far (stylegan2-ada's ``ema_rampup``, 0.05 for small data); ``None`` = no ramp.
         grad_clip: max gradient norm for both networks; ``None`` disables clipping.
         n_fixed_samples: size of the fixed-noise sample grid.
         max_iters: stop after this many iterations (training batches); ``None`` = no limit.
@@ -74,6 +84,8 @@ class GANModule(TrainingScheme):
         augment: nn.Module | None = None,
         compile: bool | str = False,
         reuse_fake: bool = False,
+        ema_half_life_kimg: float | None = None,
+        ema_rampup: float | None = None,
     ):
         super().__init__(
             optimizer, max_iters=max_iters, grad_clip=grad_clip, channels_last=channels_last, compile=compile
@@ -85,6 +97,8 @@ class GANModule(TrainingScheme):
                 + (f", which trains {loss.models}" if isinstance(loss, TranslationObjective) else "")
             )
         check_value("model.ema_decay", ema_decay)
+        check_value("model.ema_half_life_kimg", ema_half_life_kimg)
+        check_value("model.ema_rampup", ema_rampup)
         if ema_decay is None:
             raise ConfigError(
                 "model.ema_decay must be a number in [0, 1) for GAN models (their samples come from the average)"
@@ -93,6 +107,16 @@ class GANModule(TrainingScheme):
         self.generator_ema = copy.deepcopy(generator).eval().requires_grad_(False)
         self.augment = augment
         self.latent_dim, self.num_classes, self.ema_decay = latent_dim, num_classes, ema_decay
+        self.ema_half_life_kimg, self.ema_rampup = ema_half_life_kimg, ema_rampup
+        self.metric_truncation_psi = 1.0  # truncation of metric samples (metrics.truncation_psi)
+        # Generator-side regularizers with state (path length's running mean) follow the device
+        # and the checkpoint; an empty dict adds no keys to other models' checkpoints.
+        self.g_regularizers = nn.ModuleDict(
+            {name: p.fn for name, p in loss.g_penalties.items() if isinstance(p.fn, nn.Module)}
+        )
+        for penalty in loss.g_penalties.values():
+            if hasattr(penalty.fn, "check_generator"):  # e.g. path length needs a mapping network
+                penalty.fn.check_generator(generator)
         self.reuse_fake = reuse_fake
         self.phases = build_phases(loss)
         noise_gen = torch.Generator().manual_seed(1234)
@@ -112,28 +136,52 @@ class GANModule(TrainingScheme):
         return torch.randint(0, self.num_classes, (n,), device=self.device, generator=generator)
 
     @torch.no_grad()
-    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, ema: bool = True) -> torch.Tensor:
-        """Images in [-1, 1] from latents (and labels), by the EMA generator by default."""
+    def generate(
+        self,
+        z: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        ema: bool = True,
+        truncation_psi: float = 1.0,
+    ) -> torch.Tensor:
+        """Images in [-1, 1] from latents (and labels), by the EMA generator by default;
+        ``truncation_psi < 1`` pulls ``w`` toward its average (mapping-network generators only)."""
         net = self.generator_ema if ema else self.generator
-        return net(z, labels).float()
+        if truncation_psi == 1:
+            return net(z, labels).float()
+        check_truncation(net, truncation_psi)
+        return net(z, labels, truncation_psi=truncation_psi).float()
 
-    def fixed_samples(self) -> torch.Tensor:
+    def fixed_samples(self, truncation_psi: float = 1.0) -> torch.Tensor:
         """The sample grid's images: the EMA generator on the fixed noise (and fixed labels)."""
-        return self.generate(self.fixed_noise, self.fixed_labels if self.num_classes else None)
+        labels = self.fixed_labels if self.num_classes else None
+        return self.generate(self.fixed_noise, labels, truncation_psi=truncation_psi)
 
     @torch.no_grad()
     def metric_fakes(
-        self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1, datamodule=None
+        self,
+        n: int,
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        datamodule=None,
+        truncation_psi: float | None = None,
     ) -> Iterator[torch.Tensor]:
         """Batches of EMA samples for metrics: sample ``i`` depends on ``(seed, i)`` alone and this
         rank yields indices ``rank, rank + world_size, ...``, so the ranks' union is the 1-process set.
-        Conditional models draw label ``i % num_classes``; ``datamodule`` is not needed."""
+        Conditional models draw label ``i % num_classes``; ``datamodule`` is not needed;
+        ``truncation_psi`` as in :meth:`generate`; ``None`` = :attr:`metric_truncation_psi`, which the
+        metrics callback (``metrics.truncation_psi``) and ``ganforge-eval truncation_psi=`` set."""
+        if truncation_psi is None:
+            truncation_psi = self.metric_truncation_psi
+        if truncation_psi != 1:
+            check_truncation(self.generator_ema, truncation_psi)
         z_all = torch.randn(n, self.latent_dim, generator=torch.Generator().manual_seed(seed))
         indices = torch.arange(rank, n, world_size)
         for start in range(0, len(indices), batch_size):
             idx = indices[start : start + batch_size]
             labels = (idx % self.num_classes).to(self.device) if self.num_classes else None
-            yield self.generate(z_all[idx].to(self.device, self.dtype), labels)
+            yield self.generate(z_all[idx].to(self.device, self.dtype), labels, truncation_psi=truncation_psi)
 
     # ----------------------------------------------------------------- set-up
     def check_compatible(self, datamodule) -> None:
@@ -239,9 +287,17 @@ class GANModule(TrainingScheme):
         g_loss = self.run_phases(GENERATOR, opt_g, step)
         if g_loss is not None:
             self.g_steps += 1
-            ema_update(self.generator_ema, self.generator, ema_beta(self.ema_decay, self.g_steps))
+            ema_update(self.generator_ema, self.generator, self._ema_beta(step.n))
             step.logs["train/g_loss"] = g_loss
         return step.logs, step.n
+
+    def _ema_beta(self, batch_size: int) -> float:
+        """This G step's EMA decay: the half-life rule (images of every process) or ``ema_decay``'s ramp."""
+        if self.ema_half_life_kimg is None:
+            return ema_beta(self.ema_decay, self.g_steps)
+        world = self.trainer.world_size if self._trainer is not None else 1
+        images = batch_size * world  # batch_size counts D's images (pack x the packs)
+        return half_life_beta(images, self.ema_half_life_kimg, self.iteration * images, self.ema_rampup)
 
     def _d_diagnostics(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> dict[str, torch.Tensor]:
         """D's mean output and accuracy on the real and the generated batch."""
@@ -272,4 +328,13 @@ class GANModule(TrainingScheme):
             on_epoch=True,
             batch_size=real.shape[0],
             sync_dist=True,  # the mean over every process's share of the validation set
+        )
+
+
+def check_truncation(generator: nn.Module, truncation_psi: float) -> None:
+    """Refuse truncation for a generator without a mapping network's average ``w``."""
+    if not hasattr(generator, "w_avg"):
+        raise ConfigError(
+            f"truncation_psi={truncation_psi} pulls w toward the mapping network's average, but "
+            f"{type(generator).__name__} has no mapping network (use model=stylegan2, or truncation_psi=1)"
         )
