@@ -5,9 +5,13 @@ Usage:
     ganforge-export ckpt=... format=torchscript out=generator.pt batch_size=16 ema=false
     ganforge-export ckpt=... format=pt2 out=generator.pt2     # torch.export, TorchScript's successor
     ganforge-export ckpt=<cyclegan run>/checkpoints/last.ckpt format=onnx direction=BtoA
+    ganforge-export ckpt=<stylegan2 run>/checkpoints/last.ckpt format=onnx truncation_psi=0.7
 
 A GAN checkpoint exports its generator: latents ``z (N, latent_dim)`` (and, for a conditional
 generator, class ``labels (N,)`` int64) to ``images (N, C, H, W)`` in [-1, 1], batch dynamic.
+``truncation_psi=`` bakes truncation toward the average ``w`` into the graph (generators with a
+mapping network, such as StyleGAN2's, whose eval-mode noise is its stored constant, so the file is
+deterministic).
 
 An image-to-image checkpoint (``cyclegan``, ``pix2pix``, ``cut``: the schemes
 :func:`ganforge.translate.load_translator` reads) exports its translator of ``direction``
@@ -47,7 +51,7 @@ from ganforge.utils.cli import parse_key_values, print_error
 FORMATS = ("onnx", "torchscript", "pt2")
 USAGE = (
     "usage: ganforge-export ckpt=<path> format=onnx|torchscript|pt2 [out=<file>] [batch_size=4] "
-    "[atol=1e-4] [ema=true (GAN)] [direction=AtoB|BtoA img_size=<px> (image-to-image)]"
+    "[atol=1e-4] [ema=true truncation_psi=1.0 (GAN)] [direction=AtoB|BtoA img_size=<px> (image-to-image)]"
 )
 DEFAULTS: dict[str, Any] = {
     "ckpt": None,
@@ -58,6 +62,7 @@ DEFAULTS: dict[str, Any] = {
     "atol": 1e-4,
     "direction": None,
     "img_size": None,
+    "truncation_psi": 1.0,
 }
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt", "pt2": ".pt2"}
 GAN_SCHEMES = ("gan", None)  # None: checkpoints written before schemes were recorded
@@ -84,14 +89,18 @@ class Signature:
 
 
 class GeneratorGraph(nn.Module):
-    """The generator with explicit graph inputs: ``(z)`` or ``(z, labels)`` when conditional."""
+    """The generator with explicit graph inputs: ``(z)`` or ``(z, labels)`` when conditional;
+    ``truncation_psi`` != 1 is passed to the generator as a constant of the graph."""
 
-    def __init__(self, generator: nn.Module, conditional: bool):
+    def __init__(self, generator: nn.Module, conditional: bool, truncation_psi: float = 1.0):
         super().__init__()
-        self.generator, self.conditional = generator, conditional
+        self.generator, self.conditional, self.truncation_psi = generator, conditional, truncation_psi
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.generator(z, labels if self.conditional else None)
+        labels = labels if self.conditional else None
+        if self.truncation_psi == 1:
+            return self.generator(z, labels)
+        return self.generator(z, labels, truncation_psi=self.truncation_psi)
 
 
 class TranslatorGraph(nn.Module):
@@ -227,10 +236,17 @@ def write_verified(
     return worst
 
 
-def _generator_export(ckpt: dict, batch_size: int, ema: bool) -> tuple[nn.Module, Signature, list, dict]:
+def _generator_export(
+    ckpt: dict, batch_size: int, ema: bool, truncation_psi: float = 1.0
+) -> tuple[nn.Module, Signature, list, dict]:
     """The graph, signature, input sets (trace first) and description of a GAN generator."""
     config = checkpoint_config(ckpt)
     generator = load_submodule(ckpt, config["model"]["generator"], "generator_ema" if ema else "generator")
+    if truncation_psi != 1 and not hasattr(generator, "w_avg"):
+        raise ValueError(
+            f"truncation_psi={truncation_psi} needs a generator with a mapping network (model=stylegan2); "
+            f"this checkpoint's {type(generator).__name__} has none"
+        )
     latent_dim = int(config["model"]["latent_dim"])
     num_classes = int(config["model"].get("num_classes") or 0)
     names = ("z", "labels")[: 2 if num_classes else 1]
@@ -239,7 +255,8 @@ def _generator_export(ckpt: dict, batch_size: int, ema: bool) -> tuple[nn.Module
         dict(zip(names, example_inputs(latent_dim, num_classes, n, seed), strict=True))
         for seed, n in enumerate((batch_size, batch_size, batch_size + 3))
     ]
-    return GeneratorGraph(generator, conditional=num_classes > 0).eval(), sig, sets, {"what": "generator"}
+    graph = GeneratorGraph(generator, conditional=num_classes > 0, truncation_psi=truncation_psi).eval()
+    return graph, sig, sets, {"what": "generator", "truncation_psi": truncation_psi}
 
 
 def _translator_export(
@@ -280,6 +297,7 @@ def export_generator(
     atol: float = 1e-4,
     direction: str | None = None,
     img_size: int | None = None,
+    truncation_psi: float = 1.0,
 ) -> dict[str, Any]:
     """Export a checkpoint's generator (GAN) or translator (image-to-image) and verify the file.
 
@@ -294,6 +312,8 @@ def export_generator(
         direction: image-to-image only: ``AtoB`` (default) or ``BtoA`` (CycleGAN).
         img_size: image-to-image only: side of the trace's images (default: the training size);
             the fixed size of a translator whose size is not dynamic.
+        truncation_psi: GAN only: truncation toward the average ``w``, baked into the graph
+            (generators with a mapping network); 1 = none.
 
     Returns:
         ``{"path", "format", "max_abs_diff", "batch_sizes", "inputs", "what"}``; a translator's
@@ -315,9 +335,13 @@ def export_generator(
             raise ValueError(
                 f"direction= and img_size= apply to image-to-image checkpoints; {ckpt} is a GAN's"
             )
-        graph, sig, sets, info = _generator_export(loaded, batch_size, ema)
+        graph, sig, sets, info = _generator_export(loaded, batch_size, ema, float(truncation_psi))
         name = "generator"
     else:
+        if float(truncation_psi) != 1:
+            raise ValueError(
+                f"truncation_psi= applies to GAN generators; {ckpt} is an image-to-image checkpoint"
+            )
         direction = direction or "AtoB"
         graph, sig, sets, info = _translator_export(ckpt, loaded, direction, batch_size, img_size)
         name = f"translator_{direction}"
@@ -349,6 +373,8 @@ def describe(result: dict[str, Any], atol: float) -> str:
     first, second = result["batch_sizes"]
     if result["what"] == "generator":
         what = f"inputs: {', '.join(result['inputs'])}"
+        if result.get("truncation_psi", 1) != 1:
+            what += f", truncation psi {result['truncation_psi']:g} built in"
         checked = f"batches {first} and {second}"
     else:
         (h1, w1), (h2, w2) = result["sizes"]
@@ -381,6 +407,7 @@ def main(argv: list[str] | None = None) -> None:
             float(args["atol"]),
             args["direction"],
             int(args["img_size"]) if args["img_size"] is not None else None,
+            float(args["truncation_psi"]),
         )
     except (ValueError, CheckpointError) as err:
         print_error("ganforge-export", err, USAGE)

@@ -3,6 +3,7 @@
 Usage:
     ganforge-generate ckpt=outputs/dcgan_mnist5k/<run>/checkpoints/last.ckpt n=64 out=samples/
     ganforge-generate ckpt=... n=100 label=3 seed=1      # one class of a conditional model
+    ganforge-generate ckpt=... truncation_psi=0.7        # truncation toward the average w (StyleGAN2)
 
 Writes ``out/00000.png ...`` (one file per image), ``out/grid.png`` and the raw samples as
 ``out/samples.npy`` (float32 in [-1, 1]; points ``(n, 2)`` for 2-D data, with a scatter
@@ -21,7 +22,10 @@ from ganforge.utils.checkpoint import CheckpointError, load_generator
 from ganforge.utils.cli import parse_key_values, print_error
 from ganforge.utils.images import image_grid, save_png, save_scatter, to_uint8
 
-USAGE = "usage: ganforge-generate ckpt=<path> [n=64] [out=generated] [seed=0] [label=<class>] [ema=true] [batch_size=256]"
+USAGE = (
+    "usage: ganforge-generate ckpt=<path> [n=64] [out=generated] [seed=0] [label=<class>] [ema=true] "
+    "[batch_size=256] [truncation_psi=1.0]"
+)
 DEFAULTS = {
     "ckpt": None,
     "n": 64,
@@ -30,6 +34,7 @@ DEFAULTS = {
     "label": None,
     "ema": True,
     "batch_size": 256,
+    "truncation_psi": 1.0,
 }
 
 
@@ -45,10 +50,25 @@ def parse_args(argv: list[str]) -> dict:
 
 @torch.no_grad()
 def generate(
-    ckpt: str | Path, n: int, seed: int = 0, label: int | None = None, ema: bool = True, batch_size: int = 256
+    ckpt: str | Path,
+    n: int,
+    seed: int = 0,
+    label: int | None = None,
+    ema: bool = True,
+    batch_size: int = 256,
+    truncation_psi: float = 1.0,
 ) -> tuple[torch.Tensor, dict]:
-    """Draw ``n`` samples from a checkpoint's generator; returns ``(samples, run_config)``."""
+    """Draw ``n`` samples from a checkpoint's generator; returns ``(samples, run_config)``.
+    ``truncation_psi < 1`` pulls ``w`` toward its average (generators with a mapping network)."""
     net, config = load_generator(ckpt, ema=ema)
+    kwargs = {}
+    if float(truncation_psi) != 1:
+        if not hasattr(net, "w_avg"):
+            raise ValueError(
+                f"truncation_psi={truncation_psi} needs a generator with a mapping network (model=stylegan2); "
+                f"the {type(net).__name__} in {ckpt} has none"
+            )
+        kwargs["truncation_psi"] = float(truncation_psi)
     model_cfg = config["model"]
     num_classes = int(model_cfg.get("num_classes") or 0)
     if label is not None and num_classes == 0:
@@ -68,7 +88,7 @@ def generate(
     chunks = []
     for start in range(0, n, batch_size):
         part = labels[start : start + batch_size] if labels is not None else None
-        chunks.append(net(z[start : start + batch_size], part).float())
+        chunks.append(net(z[start : start + batch_size], part, **kwargs).float())
     return torch.cat(chunks), config
 
 
@@ -98,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
             args["label"],
             bool(args["ema"]),
             int(args["batch_size"]),
+            float(args["truncation_psi"]),
         )
     except (ValueError, CheckpointError) as err:
         print_error("ganforge-generate", err, USAGE)

@@ -1,4 +1,4 @@
-"""Sample grids from fixed noise after every epoch, by the EMA generator."""
+"""Sample grids from fixed noise after every epoch, by the EMA generator (optionally truncated)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,13 @@ class SampleGrid(Callback):
     Args:
         dirpath: folder for the PNG files.
         every_n_epochs: how often to draw a grid.
+        truncation_psi: draw the grid with truncation psi toward the average w (generators with a
+            mapping network, e.g. model=stylegan2); 1 = none.
     """
 
-    def __init__(self, dirpath: str, every_n_epochs: int = 1):
+    def __init__(self, dirpath: str, every_n_epochs: int = 1, truncation_psi: float = 1.0):
         self.dirpath, self.every_n_epochs = Path(dirpath), every_n_epochs
+        self.truncation_psi = float(truncation_psi)
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         require(
@@ -28,13 +31,21 @@ class SampleGrid(Callback):
             "noise sample grids (callbacks.samples; translation models: callbacks=image2image, "
             "or callbacks.samples=null)",
         )
+        if self.truncation_psi != 1:
+            from ganforge.modules.gan import check_truncation
+
+            check_truncation(getattr(pl_module, "generator_ema", pl_module), self.truncation_psi)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: NoiseSampler) -> None:
         if (trainer.current_epoch + 1) % self.every_n_epochs and not trainer.should_stop:
             return
         if not trainer.is_global_zero:
             return
-        images = pl_module.fixed_samples()
+        images = (
+            pl_module.fixed_samples(self.truncation_psi)
+            if self.truncation_psi != 1
+            else pl_module.fixed_samples()
+        )
         if images.dim() == 2:  # 2-D points: a scatter plot stands in for the image grid
             save_scatter(images, self.dirpath / f"epoch_{trainer.current_epoch:04d}.png")
             save_scatter(images, self.dirpath / "last.png")
