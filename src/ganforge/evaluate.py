@@ -3,6 +3,7 @@
 Usage:
     ganforge-eval ckpt=outputs/dcgan_mnist5k/<run>/checkpoints/best.ckpt [metrics=domain] [n_fake=1000] [split=val]
     ganforge-eval real=<folder> fake=<folder> [extractor=domain|inception] [out=eval.json]
+    ganforge-eval ckpt=<stylegan2 run>/checkpoints/last.ckpt truncation_psi=0.7 out=eval_psi0.7.json
 
 A checkpoint is scored against its own dataset, rebuilt from the config stored in it, by its EMA
 generator; two folders are scored like ``python -m pytorch_fid a b``. Prints a table and writes
@@ -26,13 +27,15 @@ from ganforge.data.folders import find_images
 from ganforge.data.transforms import ImageLoadError, image_transform, load_image
 from ganforge.metrics.evaluator import MetricEvaluator
 from ganforge.metrics.features import EXTRACTORS
-from ganforge.metrics.protocol import write_json_atomic
+from ganforge.metrics.protocol import protocol_record, with_truncation, write_json_atomic
 from ganforge.metrics.registry import check_names
+from ganforge.modules.gan import check_truncation
 from ganforge.utils.checkpoint import CheckpointError, checkpoint_config, load_checkpoint
 from ganforge.utils.cli import parse_key_values, print_error
 
 USAGE = (
-    "usage: ganforge-eval ckpt=<path> [metrics=domain|inception] [n_fake=1000] [split=val] [out=eval.json]\n"
+    "usage: ganforge-eval ckpt=<path> [metrics=domain|inception] [n_fake=1000] [split=val] [out=eval.json] "
+    "[truncation_psi=1.0]\n"
     "       ganforge-eval real=<folder> fake=<folder> [extractor=domain|inception] [out=eval.json]"
 )
 DEFAULTS: dict[str, Any] = {
@@ -50,6 +53,7 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "cache_dir": "outputs/.cache/metrics",
     "out": "eval.json",
+    "truncation_psi": 1.0,  # checkpoints with a mapping network (StyleGAN2): samples truncated toward the average w
 }
 
 
@@ -64,6 +68,9 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
         raise ValueError("give either ckpt=<path> or both real=<folder> and fake=<folder>")
     if not args["ckpt"] and not (args["real"] and args["fake"]):
         raise ValueError("folder mode needs both real=<folder> and fake=<folder>")
+    args["truncation_psi"] = float(args["truncation_psi"])
+    if args["truncation_psi"] != 1 and not args["ckpt"]:
+        raise ValueError("truncation_psi= applies to a checkpoint's generator, not to image folders")
     names = args["names"]
     args["names"] = check_names(n.strip() for n in (names.split(",") if isinstance(names, str) else names))
     return args
@@ -109,12 +116,19 @@ def evaluate_checkpoint(args: dict[str, Any]) -> dict[str, Any]:
     module = build_module(config, None)
     module.load_state_dict(ckpt["state_dict"], strict=False)
     module.eval()
+    psi = args["truncation_psi"]
+    if psi != 1:  # the metric samples are drawn truncated; the protocol records psi
+        if not hasattr(module, "metric_truncation_psi"):
+            raise ValueError(f"truncation_psi={psi} applies to GAN checkpoints; {args['ckpt']} is not one")
+        check_truncation(module.generator_ema, psi)
+        module.metric_truncation_psi = psi
     evaluator = evaluator_for(args, args["split"], int(args["n_fake"]))
     real = evaluator.real_statistics(datamodule.metric_reals(args["split"]), datamodule.dataset_id)
     fakes = module.metric_fakes(evaluator.n_fake, evaluator.batch_size, evaluator.seed, datamodule=datamodule)
     results = evaluator.evaluate(fakes, real)
     source = {"ckpt": str(args["ckpt"]), "iteration": ckpt["ganforge"].get("iteration")}
-    return {"source": source, "results": results, **evaluator.record(real)}
+    record = protocol_record(with_truncation(evaluator.protocol(real), psi))
+    return {"source": source, "results": results, **record}
 
 
 def evaluate_folders(args: dict[str, Any]) -> dict[str, Any]:
