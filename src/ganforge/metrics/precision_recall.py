@@ -12,18 +12,21 @@ from __future__ import annotations
 import torch
 
 
-def _block_distances(a: torch.Tensor, b: torch.Tensor, block: int):
-    """Yield ``(start, distances of a[start:start+block] to every row of b)``."""
+def block_distances(a: torch.Tensor, b: torch.Tensor, block: int):
+    """Yield ``(start, distances of a[start:start+block] to every row of b)``; memory ``block * len(b)``."""
     for start in range(0, a.shape[0], block):
         yield start, torch.cdist(a[start : start + block], b)
 
 
 def knn_radii(features: torch.Tensor, k: int = 3, block: int = 1024) -> torch.Tensor:
-    """Distance from each point to its ``k``-th nearest neighbour in the same set (itself excluded)."""
+    """Distance from each point to its ``k``-th nearest neighbour in the same set (itself excluded).
+
+    The radii of improved precision/recall and of density/coverage (:mod:`ganforge.metrics.density_coverage`).
+    """
     if features.shape[0] <= k:
         raise ValueError(f"k-NN radii need more than k={k} points; got {features.shape[0]}")
     radii = torch.empty(features.shape[0], dtype=features.dtype, device=features.device)
-    for start, dist in _block_distances(features, features, block):
+    for start, dist in block_distances(features, features, block):
         # The k+1 smallest distances include the point itself at distance 0.
         radii[start : start + dist.shape[0]] = dist.kthvalue(k + 1, dim=1).values
     return radii
@@ -34,7 +37,7 @@ def manifold_coverage(
 ) -> torch.Tensor:
     """Share of ``points`` inside at least one ball ``(support[j], radii[j])``."""
     inside = 0
-    for _, dist in _block_distances(points, support, block):
+    for _, dist in block_distances(points, support, block):
         inside += (dist <= radii.unsqueeze(0)).any(dim=1).sum().item()
     return torch.tensor(inside / max(1, points.shape[0]), dtype=torch.float64)
 
