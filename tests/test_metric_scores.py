@@ -29,14 +29,15 @@ def real_stats(evaluator: MetricEvaluator, features: torch.Tensor) -> RealStatis
 
 # ----------------------------------------------------------------------------- registry
 def test_names_are_registered_classes_and_unknown_ones_are_refused(tiny_cfg):
-    assert list(registered_metrics()) == ["fid", "is", "kid", "pr"]
+    assert list(registered_metrics()) == ["dc", "fid", "fid_intra", "is", "kid", "pr"]
     with pytest.raises(
-        ValueError, match=r"unknown metric\(s\) \['fdi'\] in metrics.names; choose from fid, is, kid, pr"
+        ValueError,
+        match=r"unknown metric\(s\) \['fdi'\] in metrics.names; choose from dc, fid, fid_intra, is, kid, pr",
     ):
         MetricEvaluator(names=["fid", "fdi"], cache_dir=None)
     with pytest.raises(ValueError, match=r"unknown metrics setting\(s\) \['kid_subsetz'\]"):
         MetricEvaluator(names=["kid"], cache_dir=None, kid_subsetz=10)
-    with pytest.raises(ValueError, match="choose from fid, is, kid, pr"):
+    with pytest.raises(ValueError, match="choose from dc, fid, fid_intra, is, kid, pr"):
         evaluate.parse_args(["real=a", "fake=b", "names=fid,precision"])
     # In training the refusal comes when the callbacks are built, before fit, as one line.
     cfg = tiny_cfg(["metrics=domain", "metrics.names=[fid,precision]"])
@@ -45,7 +46,7 @@ def test_names_are_registered_classes_and_unknown_ones_are_refused(tiny_cfg):
     assert (
         "\n" not in str(err.value)
         and "['precision']" in str(err.value)
-        and "fid, is, kid, pr" in str(err.value)
+        and "dc, fid, fid_intra, is, kid, pr" in str(err.value)
     )
 
 

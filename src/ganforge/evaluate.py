@@ -123,12 +123,11 @@ def evaluate_checkpoint(args: dict[str, Any]) -> dict[str, Any]:
         check_truncation(module.generator_ema, psi)
         module.metric_truncation_psi = psi
     evaluator = evaluator_for(args, args["split"], int(args["n_fake"]))
-    real = evaluator.real_statistics(datamodule.metric_reals(args["split"]), datamodule.dataset_id)
-    fakes = module.metric_fakes(evaluator.n_fake, evaluator.batch_size, evaluator.seed, datamodule=datamodule)
-    results = evaluator.evaluate(fakes, real)
+    real = evaluator.real_statistics(evaluator.reals(datamodule, args["split"]), datamodule.dataset_id)
+    results = evaluator.evaluate(evaluator.fakes(module, datamodule=datamodule), real)
     source = {"ckpt": str(args["ckpt"]), "iteration": ckpt["ganforge"].get("iteration")}
     record = protocol_record(with_truncation(evaluator.protocol(real), psi))
-    return {"source": source, "results": results, **record}
+    return {"source": source, "results": results, **evaluator.details, **record}
 
 
 def evaluate_folders(args: dict[str, Any]) -> dict[str, Any]:

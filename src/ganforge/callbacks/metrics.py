@@ -1,10 +1,12 @@
-"""Quality metrics during training: FID, KID, IS and precision/recall every N epochs.
+"""Quality metrics during training: FID, KID, IS, precision/recall, ... every N epochs.
 
 The callback is generic over training schemes: it asks the LightningModule for generated images
 (``metric_fakes``) and the DataModule for real ones (``metric_reals``, ``dataset_id``), and leaves
 the arithmetic to :class:`ganforge.metrics.evaluator.MetricEvaluator`. Real statistics are
 computed (or read from the cache) once when fitting starts; the protocol is written to
-``metrics_protocol.json``, the dashboard's hyper-parameters and every checkpoint.
+``metrics_protocol.json``, the dashboard's hyper-parameters and every checkpoint. Values that are
+not logged scalars (intra-class FID's per-class values) go to ``metrics_details.json`` and the
+checkpoint.
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ from ganforge.metrics.protocol import (
     with_truncation,
     write_json_atomic,
 )
-from ganforge.modules.contract import MetricData, Scheme, require
+from ganforge.modules.contract import MetricData, NoiseSampler, Scheme, require
 from ganforge.utils.instantiate import build
 
 log = logging.getLogger("ganforge")
+DETAILS_FILE = "metrics_details.json"  # the latest evaluation's values beyond the logged scalars
 
 
 class QualityMetrics(Callback):
@@ -77,6 +80,12 @@ class QualityMetrics(Callback):
                 f"FID/KID/IS score images, but data '{datamodule.name}' holds 2-D points "
                 "(scored by the mode metrics: val/modes, val/high_quality, val/kl); use metrics=none"
             )
+        conditional = isinstance(pl_module, NoiseSampler) and pl_module.num_classes > 0
+        if self.evaluator.needs_labels and not conditional:
+            raise ConfigError(
+                f"metrics {self.evaluator.label_metrics()} compare classes and need a conditional model "
+                "(model.num_classes > 0, e.g. model=sngan_cond) on labelled data"
+            )
         if self.evaluator.extractor.name == "domain" and content != "digits":
             raise ConfigError(
                 f"metrics=domain uses a digit classifier, but data '{datamodule.name}' "
@@ -88,7 +97,7 @@ class QualityMetrics(Callback):
         datamodule.setup("fit")
         self.evaluator.to(pl_module.device)
         self.real = self.evaluator.real_statistics(
-            datamodule.metric_reals(self.evaluator.real_split),
+            self.evaluator.reals(datamodule),
             datamodule.dataset_id,
             write_cache=trainer.is_global_zero,
         )
@@ -116,10 +125,8 @@ class QualityMetrics(Callback):
             return
         ev, start = self.evaluator, time.perf_counter()
         rank, world_size = trainer.global_rank, trainer.world_size
-        fakes = pl_module.metric_fakes(
-            ev.n_fake, ev.batch_size, ev.seed, rank, world_size, trainer.datamodule
-        )
         try:
+            fakes = ev.fakes(pl_module, rank, world_size, trainer.datamodule)
             self.last = ev.evaluate(fakes, self.real, rank=rank, world_size=world_size)
         except (RuntimeError, ValueError) as err:  # e.g. a diverged G's NaN images: keep the run's files
             log.warning("epoch %d: metrics could not be computed (%s)", trainer.current_epoch, err)
@@ -129,6 +136,11 @@ class QualityMetrics(Callback):
         values = {k: torch.tensor(v, dtype=torch.float64) for k, v in self.last.items()}
         values["val/protocol_id"] = torch.tensor(int(self.record["protocol_id"], 16), dtype=torch.float64)
         pl_module.log_dict(values, on_step=False, on_epoch=True, sync_dist=False)
+        if ev.details and trainer.is_global_zero:
+            write_json_atomic(
+                {"epoch": trainer.current_epoch, "protocol_id": self.record["protocol_id"], **ev.details},
+                self.dirpath / DETAILS_FILE,
+            )
         shown = ", ".join(f"{k[4:]} {v:.4g}" for k, v in self.last.items())
         seconds = time.perf_counter() - start
         log.info(
@@ -161,6 +173,8 @@ class QualityMetrics(Callback):
         if self.record is not None:
             checkpoint.setdefault("ganforge", {})["metrics_protocol"] = self.record
             checkpoint["ganforge"]["metrics"] = dict(self.last)
+            if self.evaluator.details:
+                checkpoint["ganforge"]["metrics_details"] = dict(self.evaluator.details)
 
 
 def build_metric_callbacks(node: Any) -> list[Callback]:

@@ -32,6 +32,7 @@ class RealStatistics:
         cov: ``(d, d)`` unbiased feature covariance.
         image_shape: ``(C, H, W)`` of the real images.
         key: the cache key fields.
+        labels: ``(n,)`` class labels of the images, when they were asked for (intra-class FID).
     """
 
     features: torch.Tensor
@@ -39,6 +40,7 @@ class RealStatistics:
     cov: torch.Tensor
     image_shape: tuple[int, int, int]
     key: dict[str, Any]
+    labels: torch.Tensor | None = None
 
     @property
     def n(self) -> int:
@@ -46,10 +48,14 @@ class RealStatistics:
 
     @classmethod
     def from_features(
-        cls, features: torch.Tensor, image_shape: tuple[int, int, int], key: dict[str, Any]
+        cls,
+        features: torch.Tensor,
+        image_shape: tuple[int, int, int],
+        key: dict[str, Any],
+        labels: torch.Tensor | None = None,
     ) -> RealStatistics:
         features = features.double()
-        return cls(features, features.mean(0), torch.cov(features.T), tuple(image_shape), key)
+        return cls(features, features.mean(0), torch.cov(features.T), tuple(image_shape), key, labels)
 
 
 def cache_key(fields: dict[str, Any]) -> str:
@@ -80,7 +86,12 @@ class StatsCache:
             if data["key"] != json.loads(json.dumps(fields, default=str)):
                 raise ValueError("stored key differs from the requested one")
             return RealStatistics(
-                data["features"], data["mean"], data["cov"], tuple(data["image_shape"]), data["key"]
+                data["features"],
+                data["mean"],
+                data["cov"],
+                tuple(data["image_shape"]),
+                data["key"],
+                data.get("labels"),  # absent from files written before intra-class FID
             )
         except Exception as err:  # a truncated or foreign file is recomputed, never fatal
             log.warning("ignoring unreadable metric cache %s (%s); recomputing", path, err)
@@ -100,6 +111,7 @@ class StatsCache:
                 "cov": stats.cov.cpu(),
                 "image_shape": list(stats.image_shape),
                 "key": json.loads(json.dumps(stats.key, default=str)),
+                **({"labels": stats.labels.cpu()} if stats.labels is not None else {}),
             },
             buffer,
         )

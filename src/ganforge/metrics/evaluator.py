@@ -2,9 +2,13 @@
 
 The training callback and ``ganforge-eval`` both use :class:`MetricEvaluator`. Images are
 quantized to uint8 with rounding, embedded once by the chosen extractor, and handed to each
-selected metric: a class registered in :mod:`ganforge.metrics.registry` (FID, KID, IS and
-precision/recall ship in :mod:`ganforge.metrics.scores`). Real features come from the on-disk
-cache when they were computed before.
+selected metric: a class registered in :mod:`ganforge.metrics.registry` (FID, KID, IS,
+precision/recall, density/coverage and intra-class FID ship in :mod:`ganforge.metrics.scores`).
+Real features come from the on-disk cache when they were computed before.
+
+Intra-class FID reads class labels: :meth:`MetricEvaluator.reals` then asks the data for
+``(images, labels)`` batches and :meth:`MetricEvaluator.fakes` pairs each generated batch with
+the labels the scheme's ``metric_fakes`` drew (sample ``i`` has label ``i % num_classes``).
 
 Under DDP each rank embeds its share of the generated images and holds the share
 ``rank::world_size`` of the real features; ``compute()`` is a collective that every rank calls,
@@ -15,13 +19,13 @@ state, as the gathers of list states require.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
 
 from ganforge.metrics.cache import RealStatistics, StatsCache
-from ganforge.metrics.features import build_extractor
+from ganforge.metrics.features import build_extractor, extractor_class
 from ganforge.metrics.protocol import QUANTIZATION, protocol_record
 from ganforge.metrics.registry import QualityMetric, check_names, registered_metrics, setting_defaults
 from ganforge.utils.images import to_uint8
@@ -73,8 +77,16 @@ class MetricEvaluator:
         }
         for name in self.names:
             self.metrics[name].check()
+        no_logits = [n for n in self.names if self.metrics[n].needs_logits]
+        if no_logits and not extractor_class(extractor).has_logits:
+            raise ValueError(
+                f"metric(s) {no_logits} need class logits, which extractor '{extractor}' does not give; "
+                f"leave them out of metrics.names (e.g. [fid,kid,pr,dc])"
+            )
+        self.needs_labels = any(self.metrics[n].needs_labels for n in self.names)
         self.extractor = build_extractor(extractor, weights_path)  # last: the slowest check
         self.real_extractions = 0  # real batches embedded (tests check that the cache is used)
+        self.details: dict[str, Any] = {}  # the latest evaluation's per-class values and such
 
     # ------------------------------------------------------------------ features
     @torch.no_grad()
@@ -99,27 +111,66 @@ class MetricEvaluator:
             "quantization": QUANTIZATION,
         }
 
+    def reals(self, datamodule: Any, split: str | None = None) -> Iterable[Any]:
+        """The data's real images of ``split`` (default ``real_split``), with labels when a metric needs them."""
+        split = split or self.real_split
+        return (
+            datamodule.metric_reals(split, labels=True)
+            if self.needs_labels
+            else datamodule.metric_reals(split)
+        )
+
+    def fakes(self, module: Any, rank: int = 0, world_size: int = 1, datamodule: Any = None) -> Iterable[Any]:
+        """``module.metric_fakes`` for this evaluation, each batch with its labels when a metric needs them.
+
+        Raises:
+            ValueError: a metric needs labels but the module is not conditional.
+        """
+        batches = module.metric_fakes(self.n_fake, self.batch_size, self.seed, rank, world_size, datamodule)
+        if not self.needs_labels:
+            return batches
+        num_classes = int(getattr(module, "num_classes", 0) or 0)
+        if num_classes < 1:
+            raise ValueError(
+                f"{self.label_metrics()} compare classes: the model must be conditional (model.num_classes > 0)"
+            )
+        return with_labels(batches, metric_fake_labels(self.n_fake, num_classes, rank, world_size))
+
+    def label_metrics(self) -> list[str]:
+        return [n for n in self.names if self.metrics[n].needs_labels]
+
     def real_statistics(
-        self, reals: Iterable[torch.Tensor], dataset_id: str, write_cache: bool = True
+        self, reals: Iterable[Any], dataset_id: str, write_cache: bool = True
     ) -> RealStatistics:
-        """Real features and FID statistics, from the cache or computed (and then cached)."""
+        """Real features and FID statistics, from the cache or computed (and then cached).
+
+        ``reals`` yields image batches, or ``(images, labels)`` pairs (:meth:`reals`) when a
+        metric needs labels; a cached entry without labels is then computed again.
+        """
         fields = self.key_fields(dataset_id)
         cached = self.cache.load(fields)
-        if cached is not None:
+        if cached is not None and (cached.labels is not None or not self.needs_labels):
             return cached
-        chunks, shape, total = [], None, 0
+        chunks, label_chunks, shape, total = [], [], None, 0
         for batch in reals:
+            batch, labels = batch if isinstance(batch, (tuple, list)) else (batch, None)
             if self.n_real is not None and total >= self.n_real:
                 break
             if self.n_real is not None:
                 batch = batch[: self.n_real - total]
+                labels = None if labels is None else labels[: self.n_real - total]
             shape = tuple(batch.shape[1:])
             chunks.append(self.embed(batch)[0].cpu())
+            if labels is not None:
+                label_chunks.append(torch.as_tensor(labels).long().cpu())
             self.real_extractions += 1
             total += batch.shape[0]
         if total < 2:
             raise ValueError(f"metrics need at least 2 real images; split '{self.real_split}' has {total}")
-        stats = RealStatistics.from_features(torch.cat(chunks), shape, fields)
+        if self.needs_labels and len(label_chunks) != len(chunks):
+            raise ValueError(f"{self.label_metrics()} need the real images' class labels; the data gave none")
+        labels = torch.cat(label_chunks) if label_chunks else None
+        stats = RealStatistics.from_features(torch.cat(chunks), shape, fields, labels)
         if write_cache:
             self.cache.save(stats)
         return stats
@@ -176,23 +227,61 @@ class MetricEvaluator:
         """
         chosen = self._begin(real, rank, world_size)
         for batch in fakes:
+            batch, labels = batch if isinstance(batch, (tuple, list)) else (batch, None)
             features, logits = self.embed(batch)
-            for metric in chosen:
-                metric.update(features, logits)
+            self._update(chosen, features, logits, labels)
         return self._compute(chosen)
 
     @torch.no_grad()
-    def score(self, features: torch.Tensor, logits: torch.Tensor, real: RealStatistics) -> dict[str, float]:
+    def score(
+        self,
+        features: torch.Tensor,
+        logits: torch.Tensor,
+        real: RealStatistics,
+        labels: torch.Tensor | None = None,
+    ) -> dict[str, float]:
         """:meth:`evaluate` (one process) for generated images already embedded (``features``, ``logits``)."""
         chosen = self._begin(real, 0, 1)
         device = next(self.extractor.parameters()).device
-        for metric in chosen:
-            metric.update(features.double().to(device), logits.double().to(device))
+        self._update(chosen, features.double().to(device), logits.double().to(device), labels)
         return self._compute(chosen)
 
-    @staticmethod
-    def _compute(chosen: list[QualityMetric]) -> dict[str, float]:
-        results: dict[str, float] = {}
+    def _update(
+        self,
+        chosen: list[QualityMetric],
+        features: torch.Tensor,
+        logits: torch.Tensor,
+        labels: torch.Tensor | None,
+    ) -> None:
         for metric in chosen:
+            if not metric.needs_labels:
+                metric.update(features, logits)
+            elif labels is None:
+                raise ValueError(f"metric '{metric.name}' needs the generated images' class labels")
+            else:
+                metric.update(features, logits, torch.as_tensor(labels).long().to(features.device))
+
+    def _compute(self, chosen: list[QualityMetric]) -> dict[str, float]:
+        results: dict[str, float] = {}
+        self.details = {}
+        for metric in chosen:
+            metric.details = {}
             results.update(metric.compute())
+            self.details.update(metric.details)
         return results
+
+
+def metric_fake_labels(n: int, num_classes: int, rank: int = 0, world_size: int = 1) -> torch.Tensor:
+    """The labels of a conditional scheme's ``metric_fakes``: sample ``i`` has ``i % num_classes``,
+    rank ``r`` holds samples ``r, r + world_size, ...`` (``GANModule.metric_fakes``)."""
+    return torch.arange(rank, n, world_size) % num_classes
+
+
+def with_labels(
+    batches: Iterable[torch.Tensor], labels: torch.Tensor
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``(batch, its labels)``: ``labels`` cut into the batches' sizes, in order."""
+    start = 0
+    for batch in batches:
+        yield batch, labels[start : start + batch.shape[0]]
+        start += batch.shape[0]

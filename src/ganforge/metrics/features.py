@@ -1,4 +1,4 @@
-"""Feature extractors for FID, KID, IS and precision/recall, each named by its weights' hash.
+"""Feature extractors for FID, KID, IS, precision/recall and density/coverage, each named by its weights' hash.
 
 Every extractor takes uint8 images ``(N, C, H, W)`` in [0, 255], as the reference pipelines do
 (torch-fidelity, StyleGAN2-ADA's ``metric_utils``): generated images are quantized with rounding
@@ -13,11 +13,24 @@ class logits in one pass, so FID, KID, IS and precision/recall share one forward
 * ``inception``: the InceptionV3 of the TensorFlow FID code (Heusel et al. 2017) in torch-fidelity's
   port, 2048-d pool features and 1008 unbiased logits, TF1-compatible bilinear resize to 299 px.
   Its weights file is never downloaded here: it is read from the torch hub cache or a given path.
+* ``dinov2-vit-{s,b,l,g}-14`` (``dinov2`` = ``dinov2-vit-l-14``, the FD_DINOv2 network of Stein et
+  al. 2023, "Exposing flaws of generative model evaluation metrics"): torch-fidelity's DINOv2
+  extractor (TF1-compatible bilinear resize to 224 px, ImageNet normalisation), CLS embedding,
+  no logits. torch-fidelity builds it by ``torch.hub.load("facebookresearch/dinov2", ...)``, which
+  downloads; here the network is built from that repository's code in the torch hub cache and its
+  ``dinov2_vit?14_pretrain.pth`` weights read from disk.
+* ``clip-*`` (``clip`` = ``clip-vit-b-32``): torch-fidelity's CLIP image encoder (its vendored
+  architecture, TF1-compatible resize to the model's resolution, CLIP normalisation), no logits,
+  from OpenAI's TorchScript file under torch-fidelity's cache name.
+
+Missing weights raise :class:`WeightsMissing` when the extractor is built, i.e. before training,
+naming the file to provide and the folder to put it in.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import torch
@@ -27,10 +40,23 @@ from ganforge.utils.colour import rgb_to_grey
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
-EXTRACTORS = ("domain", "inception")
+# torch-fidelity 0.4's names; the hub entry points of facebookresearch/dinov2 per model
+DINOV2_MODELS = {f"dinov2-vit-{s}-14": f"dinov2_vit{s}14" for s in "sblg"}
+DINOV2_REPO_FOLDER = "facebookresearch_dinov2_main"  # where torch.hub.load caches the repository
+DINOV2_URL = "https://dl.fbaipublicfiles.com/dinov2"
+CLIP_MODELS = (
+    "clip-rn50", "clip-rn101", "clip-rn50x4", "clip-rn50x16", "clip-rn50x64",
+    "clip-vit-b-32", "clip-vit-b-16", "clip-vit-l-14", "clip-vit-l-14-336px",
+)  # fmt: skip
+ALIASES = {"dinov2": "dinov2-vit-l-14", "clip": "clip-vit-b-32"}
+EXTRACTORS = ("domain", "inception", *ALIASES, *DINOV2_MODELS, *CLIP_MODELS)
 
 
-class InceptionWeightsMissing(FileNotFoundError):
+class WeightsMissing(FileNotFoundError):
+    """An extractor's weights (or code) are not on disk; the message says which file and where."""
+
+
+class InceptionWeightsMissing(WeightsMissing):
     """The FID InceptionV3 weights are not on disk; the message says which file and where."""
 
 
@@ -48,6 +74,7 @@ class FeatureExtractor(nn.Module):
     resize = "none"
     weights_sha256 = ""
     num_features = 0
+    has_logits = True  # class logits for IS; DINOv2 and CLIP give embeddings only
 
     def extract(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -65,6 +92,11 @@ def _check_uint8(images: torch.Tensor) -> None:
         raise TypeError(
             f"extractors take uint8 (N, C, H, W) images; got {images.dtype} {tuple(images.shape)}"
         )
+
+
+def _rgb(images: torch.Tensor) -> torch.Tensor:
+    """Grey images as three equal channels, as the natural-image networks expect."""
+    return images.expand(-1, 3, -1, -1).contiguous() if images.shape[1] == 1 else images.contiguous()
 
 
 class DomainFeatures(FeatureExtractor):
@@ -151,19 +183,159 @@ class InceptionFeatures(FeatureExtractor):
 
     def extract(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         _check_uint8(images)
-        if images.shape[1] == 1:
-            images = images.expand(-1, 3, -1, -1)
-        features, logits = self.net(images.contiguous())
+        features, logits = self.net(_rgb(images))
         return features.double(), logits.double()
 
 
-def build_extractor(name: str, weights_path: str | Path | None = None) -> FeatureExtractor:
-    """The extractor called ``name`` (``domain`` or ``inception``), in eval mode."""
+def dinov2_files(name: str, weights_path: str | Path | None = None) -> tuple[Path, Path]:
+    """``(repository folder, weights file)`` of a DINOv2 model: the torch hub cache or ``weights_path``.
+
+    Raises:
+        WeightsMissing: either is absent, naming what to put where; nothing is downloaded.
+    """
+    hub, entry = Path(torch.hub.get_dir()), DINOV2_MODELS[name]
+    repo = hub / DINOV2_REPO_FOLDER
+    file = f"{entry}_pretrain.pth"
+    weights = Path(weights_path).expanduser() if weights_path else hub / "checkpoints" / file
+    missing = []
+    if not (repo / "hubconf.py").is_file():
+        missing.append(
+            f"the facebookresearch/dinov2 code is not in {repo} (torch.hub's cache of the repository; "
+            f"online: `git clone https://github.com/facebookresearch/dinov2 {repo}`)"
+        )
+    if not weights.is_file():
+        place = (
+            f"given as metrics.weights_path={weights} do not exist"
+            if weights_path
+            else f"are not in {weights.parent} (copy the file there or pass metrics.weights_path=<file>)"
+        )
+        missing.append(
+            f"the {name} weights {file} {place}; online: `curl -L -o {weights} {DINOV2_URL}/{entry}/{file}`"
+        )
+    if missing:
+        raise WeightsMissing(f"FD_DINOv2 needs files that are never downloaded here: {'; '.join(missing)}")
+    return repo, weights
+
+
+class DinoV2Features(FeatureExtractor):
+    """torch-fidelity's DINOv2 extractor around a network built from local files: CLS embeddings.
+
+    torch-fidelity 0.4 builds the network only by ``torch.hub.load("facebookresearch/dinov2", ...)``
+    (a download); here the same entry point is called on the cached repository with
+    ``pretrained=False`` and the weights file is loaded strictly, then torch-fidelity's
+    ``forward`` (resize to 224 px as TF1 does, ImageNet normalisation) embeds the images.
+
+    Args:
+        name: a torch-fidelity DINOv2 name, e.g. ``dinov2-vit-l-14``.
+        weights_path: the weights file; ``None`` looks in ``torch.hub.get_dir()/checkpoints``.
+    """
+
+    has_logits = False
+
+    def __init__(self, name: str = "dinov2-vit-l-14", weights_path: str | Path | None = None):
+        super().__init__()
+        import warnings
+
+        from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+        from torch_fidelity.feature_extractor_dinov2 import FeatureExtractorDinoV2
+
+        repo, weights = dinov2_files(name, weights_path)
+        self.name, self.weights_sha256 = name, file_sha256(weights)
+        self.resize = f"tf1-bilinear-{FeatureExtractorDinoV2.INPUT_IMAGE_SIZE}"
+        os.environ["XFORMERS_DISABLED"] = "1"  # as torch-fidelity sets it: plain PyTorch attention
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="xFormers is")
+            model = torch.hub.load(str(repo), DINOV2_MODELS[name], source="local", pretrained=False)
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
+        self.num_features = int(model.embed_dim)
+        self.net = FeatureExtractorDinoV2.__new__(FeatureExtractorDinoV2)
+        FeatureExtractorBase.__init__(self.net, name, ["dinov2"])
+        self.net.feature_extractor_internal_dtype = torch.float32
+        self.net.model = model.float().requires_grad_(False)
+
+    def extract(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_uint8(images)
+        (features,) = self.net(_rgb(images))
+        return features.double(), features.new_zeros(features.shape[0], 0, dtype=torch.float64)
+
+
+def clip_weights_file(name: str, weights_path: str | Path | None = None) -> Path:
+    """Where a CLIP model's TorchScript file is: ``weights_path`` or torch-fidelity's hub cache name.
+
+    Raises:
+        WeightsMissing: the file is absent; nothing is downloaded.
+    """
+    from torch_fidelity.feature_extractor_clip import MODEL_METADATA, MODEL_URLS
+
+    if weights_path:
+        path = Path(weights_path).expanduser()
+        if path.is_file():
+            return path
+        raise WeightsMissing(
+            f"metrics.weights_path={path} does not exist; it must be OpenAI's {name} file "
+            f"{MODEL_METADATA[name]['filename']}.pt ({MODEL_URLS[name]})"
+        )
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    path = folder / f"{name}-{MODEL_METADATA[name]['hash']}.pt"  # torch-fidelity's cache name
+    if path.is_file():
+        return path
+    raise WeightsMissing(
+        f"FD_CLIP: the {name} weights {path.name} are not in {folder}. Offline, copy the file there "
+        f"(or pass metrics.weights_path=<file>); online, download it once with "
+        f"`mkdir -p {folder} && curl -L -o {path} {MODEL_URLS[name]}`."
+    )
+
+
+class ClipFeatures(FeatureExtractor):
+    """torch-fidelity's CLIP image encoder: the projected image embedding, no logits.
+
+    Args:
+        name: a torch-fidelity CLIP name, e.g. ``clip-vit-b-32``.
+        weights_path: the TorchScript file; ``None`` looks in ``torch.hub.get_dir()/checkpoints``.
+    """
+
+    has_logits = False
+
+    def __init__(self, name: str = "clip-vit-b-32", weights_path: str | Path | None = None):
+        super().__init__()
+        import warnings
+
+        from torch_fidelity.feature_extractor_clip import FeatureExtractorCLIP
+
+        path = clip_weights_file(name, weights_path)
+        self.name, self.weights_sha256 = name, file_sha256(path)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning)  # torch.jit.load's deprecation
+            self.net = FeatureExtractorCLIP(name, ["clip"], feature_extractor_weights_path=str(path))
+        self.num_features = int(self.net.model.visual.output_dim)
+        self.resize = f"tf1-bilinear-{self.net.resolution}"
+
+    def extract(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_uint8(images)
+        (features,) = self.net(_rgb(images))
+        return features.double(), features.new_zeros(features.shape[0], 0, dtype=torch.float64)
+
+
+def extractor_class(name: str) -> type[FeatureExtractor]:
+    """The class behind an extractor name (aliases resolved); ``ValueError`` for unknown names."""
+    name = ALIASES.get(name, name)
     if name == "domain":
-        return DomainFeatures(weights_path).eval()
+        return DomainFeatures
     if name == "inception":
-        return InceptionFeatures(weights_path).eval()
+        return InceptionFeatures
+    if name in DINOV2_MODELS:
+        return DinoV2Features
+    if name in CLIP_MODELS:
+        return ClipFeatures
     raise ValueError(f"unknown feature extractor '{name}'; choose one of {', '.join(EXTRACTORS)}")
+
+
+def build_extractor(name: str, weights_path: str | Path | None = None) -> FeatureExtractor:
+    """The extractor called ``name`` (see :data:`EXTRACTORS`; ``dinov2``/``clip`` are aliases), in eval mode."""
+    cls, name = extractor_class(name), ALIASES.get(name, name)
+    if cls in (DinoV2Features, ClipFeatures):
+        return cls(name, weights_path).eval()
+    return cls(weights_path).eval()
 
 
 class PrecomputedFeatures(nn.Module):

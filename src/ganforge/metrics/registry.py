@@ -44,15 +44,23 @@ class QualityMetric:
         recorded_always: record the settings in the protocol even when the metric is not
             selected. True only for fid/kid/is/pr, whose settings every protocol held before
             the registry existed (so their ids did not change); a new metric leaves it False.
+        needs_logits: reads class logits (IS); refused with extractors that give none.
+        needs_labels: reads class labels (intra-class FID): real statistics then carry the
+            labels, and ``update`` gets the generated images' labels as a third argument.
+        details: what ``compute`` found beyond the logged scalars (per-class values), written to
+            the metrics JSON files, never logged.
     """
 
     name: ClassVar[str] = ""
     settings: ClassVar[dict[str, Any]] = {}
     recorded_always: ClassVar[bool] = False
+    needs_logits: ClassVar[bool] = False
+    needs_labels: ClassVar[bool] = False
 
     def __init__(self, n_fake: int, seed: int, **settings: Any):
         self.n_fake, self.seed = int(n_fake), int(seed)
         self.options = {key: settings.get(key, default) for key, default in self.settings.items()}
+        self.details: dict[str, Any] = {}
 
     def check(self) -> None:
         """Refuse settings that cannot work with ``n_fake`` (``ValueError``); run when selected."""

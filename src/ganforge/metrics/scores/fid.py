@@ -31,6 +31,16 @@ def load_fid_statistics(
     fid.orig_dtype = torch.float64  # compute() casts to the dtype update() last saw
 
 
+def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
+    """FID between two ``(n, d)`` feature sets (``n >= 2`` each), by torchmetrics as ``val/fid`` is."""
+    fid = FrechetInceptionDistance(PrecomputedFeatures(real.shape[1]), reset_real_features=False).to(
+        real.device
+    )
+    for side, x in ((True, real.double()), (False, fake.double())):
+        load_fid_statistics(fid, x.mean(0), torch.cov(x.T), x.shape[0], real=side)
+    return float(fid.compute())
+
+
 @register_metric
 class FID(QualityMetric):
     """``val/fid``; no settings."""

@@ -43,6 +43,7 @@ class InceptionScore(QualityMetric):
     name = "is"
     settings = {"is_splits": 10}
     recorded_always = True
+    needs_logits = True
 
     def check(self) -> None:
         splits = self.options["is_splits"]
