@@ -35,8 +35,9 @@ class MetricEvaluator:
     """Computes the chosen metrics of generated images against cached real statistics.
 
     Args:
-        names: registered metrics to compute (``fid``, ``kid``, ``is``, ``pr``, ...).
-        extractor: ``domain`` (offline digit classifier) or ``inception`` (FID InceptionV3).
+        names: registered metrics to compute (``fid``, ``kid``, ``is``, ``pr``, ``dc``, ``fid_intra``).
+        extractor: ``domain`` (offline digit classifier), ``inception`` (FID InceptionV3),
+            ``dinov2``/``clip`` or a torch-fidelity DINOv2/CLIP name (:data:`~ganforge.metrics.features.EXTRACTORS`).
         weights_path: the extractor's weights file; ``None`` = its default place.
         n_fake: generated images per evaluation.
         n_real: real images (the first of the split); ``None`` = the whole split.
