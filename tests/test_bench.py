@@ -56,9 +56,8 @@ def test_bench_train_reports_every_figure(bench_train):
 
 def test_run_all_discovers_every_benchmark():
     found = [p.name for p in bench_module("run_all").discover()]
-    assert {"bench_train.py", "bench_translation.py", "bench_cyclegan_official.py"} <= set(found) and all(
-        n.startswith("bench_") for n in found
-    )
+    expected = {"bench_train.py", "bench_translation.py", "bench_cyclegan_official.py", "bench_data.py"}
+    assert expected <= set(found) and all(n.startswith("bench_") for n in found)
 
 
 def test_device_options_add_nothing_by_default(bench_train):
@@ -124,3 +123,38 @@ def test_official_cyclegan_step_starts_where_ganforge_does():
     images = [torch.full((1, 1, 2, 2), float(i)) for i in range(40)]
     seen = torch.cat([pool.query(x) for x in images]).flatten(1)[:, 0]
     assert seen[:2].tolist() == [0.0, 1.0] and (seen[2:] != torch.arange(2, 40)).any()  # history returned
+
+
+def test_bench_data_measures_every_loader(tmp_path):
+    """Generated JPEGs, a hard-linked subset, uint8 shards; each loader in this process, one batch."""
+    bench = bench_module("bench_data")
+    big = bench.generate(tmp_path / "jpeg16-96", 96, 16, workers=1)
+    small = bench.subset(big, tmp_path / "jpeg16-48", 48, 16)
+    assert len(list(big.rglob("*.jpg"))) == 96 and len(list(small.rglob("*.jpg"))) == 48
+    assert len({p.parent.name for p in big.rglob("*.jpg")}) == 9  # one class per embedded photo
+    shards, _ = bench.shards(small, tmp_path / "shards", 16, "uint8")
+    base = {
+        "size": 16,
+        "workers": 0,
+        "batch_size": 8,
+        "warmup": 1,
+        "batches": 2,
+        "index_cache": str(tmp_path),
+    }
+    runs = [
+        {**base, "kind": "plain", "root": str(big), "images": 96},
+        {**base, "kind": "folder", "root": str(big), "images": 96},
+        {**base, "kind": "folder", "root": str(big), "images": 96, "first_batch": "before"},
+        {**base, "kind": "stream", "format": "uint8", "root": str(shards), "images": 48},
+    ]
+    results = [bench.measure(spec) for spec in runs]
+    for r in results:
+        assert r["images_per_s"] > 0 and r["first_batch_s"] > 0 and r["rss_mb"] > 0 and r["processes"] >= 1
+    assert [row["loader"] for row in bench.table(results)] == [
+        "plain",
+        "folder",
+        "folder, first batch before",
+        "stream-uint8",
+    ]
+    goals = bench.summarize(results, 96, 48, 0)
+    assert any(g["measure"].startswith("stream-uint8 / plain") for g in goals)
