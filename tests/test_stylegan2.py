@@ -223,6 +223,15 @@ def test_preset_parameter_counts_match_stylegan2_ada(tiny_cfg, preset):
         assert sum(p.numel() for p in net.parameters()) == count
 
 
+def test_sides_of_seven_times_a_power_of_two_start_from_7x7():
+    g = StyleGAN2Generator(8, 28, 1, 8, 2, channel_base=64, channel_max=8)
+    d = StyleGAN2Discriminator(28, 1, channel_base=64, channel_max=8)
+    assert g(torch.randn(3, 8)).shape == (3, 1, 28, 28) and d(torch.randn(3, 1, 28, 28)).shape == (3,)
+    assert g.synthesis.resolutions == [7, 14, 28] and g.num_ws == 6
+    with pytest.raises(ValueError, match="power of two"):
+        StyleGAN2Generator(img_size=24)
+
+
 def test_conditional_networks_take_labels():
     g = StyleGAN2Generator(8, 8, 1, 8, 2, channel_base=64, channel_max=8, num_classes=3).eval()
     d = StyleGAN2Discriminator(8, 1, channel_base=64, channel_max=8, num_classes=3, mapping_layers=2)

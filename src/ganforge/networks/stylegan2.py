@@ -12,7 +12,9 @@ discriminator with minibatch standard deviation (group 4) before its 4x4 epilogu
 
 Every weight is stored N(0, 1) and scaled at run time by ``lr_mult / sqrt(fan_in)`` (equalized
 learning rate, Karras et al. 2018). Resampling uses the [1, 3, 3, 1] low-pass filter. Channels
-are ``min(channel_base // resolution, channel_max)`` per resolution, as stylegan2-ada.
+are ``min(channel_base // resolution, channel_max)`` per resolution, as stylegan2-ada. Sides are
+powers of two (8 to 1024) as in the paper, or ``7 * 2**k`` (28 px MNIST) from a 7x7 constant and
+a 7x7 epilogue, a ganforge extension.
 
 Deliberate differences from stylegan2-ada's networks (see ``README``): the modulated convolution
 always runs unfused (scale the input by the styles, one shared convolution, scale the output by
@@ -30,6 +32,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ganforge.networks.dcgan import resolution_plan
 
 LRELU_GAIN = math.sqrt(2.0)  # keeps the activations' magnitude through a leaky ReLU (He et al.)
 NOISE_MODES = ("random", "const", "none")
@@ -252,7 +256,7 @@ class SynthesisBlock(nn.Module):
     """One resolution of the skip generator: (constant or up-sampling layer), layer, toRGB.
 
     Args:
-        in_channels: channels of the previous block; 0 for the first (4x4 constant) block.
+        in_channels: channels of the previous block; 0 for the first (constant) block.
         out_channels: channels of this block.
         w_dim: size of ``w``.
         resolution: side of this block's output.
@@ -286,10 +290,18 @@ class SynthesisBlock(nn.Module):
 
 
 def channels_per_resolution(img_size: int, channel_base: int, channel_max: int) -> dict[int, int]:
-    """``{resolution: min(channel_base // resolution, channel_max)}`` for 4 .. ``img_size``."""
-    if img_size < 4 or img_size & (img_size - 1):
-        raise ValueError(f"StyleGAN2 needs img_size = a power of two >= 4 (up to 1024); got {img_size}")
-    return {2**i: min(channel_base // 2**i, channel_max) for i in range(2, int(math.log2(img_size)) + 1)}
+    """``{resolution: min(channel_base // resolution, channel_max)}`` from the base to ``img_size``.
+
+    A power of two starts from 4x4 as StyleGAN2; ``7 * 2**k`` (28 px MNIST, 56, ...) from 7x7,
+    an extension of ganforge's (:func:`~ganforge.networks.dcgan.resolution_plan`).
+    """
+    try:
+        base, n_up = resolution_plan(img_size)
+    except ValueError:
+        raise ValueError(
+            f"StyleGAN2 needs img_size = a power of two from 8 to 1024 (or 7 * 2^k, e.g. 28); got {img_size}"
+        ) from None
+    return {base * 2**i: min(channel_base // (base * 2**i), channel_max) for i in range(n_up + 1)}
 
 
 class SynthesisNetwork(nn.Module):
@@ -301,7 +313,7 @@ class SynthesisNetwork(nn.Module):
         self.resolutions = list(self.channels)
         self.num_ws = 0
         for res in self.resolutions:
-            in_channels = self.channels[res // 2] if res > 4 else 0
+            in_channels = self.channels[res // 2] if res > self.resolutions[0] else 0
             block = SynthesisBlock(in_channels, self.channels[res], w_dim, res, img_channels)
             self.add_module(f"b{res}", block)
             self.num_ws += block.num_conv
@@ -396,7 +408,7 @@ class StyleGAN2Generator(nn.Module):
 
     Args:
         latent_dim: size of ``z`` (512 in the paper).
-        img_size: output side, a power of two from 4 to 1024.
+        img_size: output side, a power of two from 8 to 1024 (or ``7 * 2**k``, from a 7x7 constant).
         channels: image channels.
         w_dim: size of ``w`` (512).
         mapping_layers: fully connected layers of the mapping network (8).
@@ -516,13 +528,13 @@ class StyleGAN2Discriminator(nn.Module):
     """StyleGAN2's residual discriminator: images (and labels) -> logits ``(N,)``.
 
     Args:
-        img_size: input side, a power of two from 8 to 1024.
+        img_size: input side, a power of two from 8 to 1024 (or ``7 * 2**k``).
         channels: image channels.
         channel_base: channels at resolution r are ``min(channel_base // r, channel_max)``.
         channel_max: the most channels of any block.
         num_classes: > 0 projects the output onto a mapped label embedding (stylegan2-ada's
             ``cmap``): ``logit = <out(h), mapping(y)> / sqrt(cmap_dim)``.
-        cmap_dim: size of the label projection; ``None`` = the 4x4 channels.
+        cmap_dim: size of the label projection; ``None`` = the epilogue's channels.
         mapping_layers: layers of the label mapping network (conditional only).
         mbstd_group_size: samples per minibatch-standard-deviation group (4).
         mbstd_channels: feature maps of minibatch standard deviation (1; 0 = off).
@@ -541,16 +553,15 @@ class StyleGAN2Discriminator(nn.Module):
         mbstd_channels: int = 1,
     ):
         super().__init__()
-        if img_size < 8:
-            raise ValueError(f"the StyleGAN2 discriminator needs img_size >= 8; got {img_size}")
         widths = channels_per_resolution(img_size, channel_base, channel_max)
-        self.resolutions = sorted((r for r in widths if r > 4), reverse=True)
+        base = min(widths)
+        self.resolutions = sorted((r for r in widths if r > base), reverse=True)
         for res in self.resolutions:
             in_channels = widths[res] if res < img_size else 0
             self.add_module(
                 f"b{res}", DiscriminatorBlock(in_channels, widths[res], widths[res // 2], channels)
             )
-        c4 = widths[4]
+        c4 = widths[base]  # the epilogue's channels (4x4 for power-of-two sizes)
         self.num_classes, self.mbstd_group_size, self.mbstd_channels = (
             num_classes,
             mbstd_group_size,
@@ -562,7 +573,7 @@ class StyleGAN2Discriminator(nn.Module):
                 0, num_classes, self.cmap_dim, None, mapping_layers, w_avg_beta=None
             )
         self.conv = EqualizedConv2d(c4 + mbstd_channels, c4, 3, activation="lrelu")
-        self.fc = EqualizedLinear(c4 * 16, c4, activation="lrelu")
+        self.fc = EqualizedLinear(c4 * base**2, c4, activation="lrelu")
         self.out = EqualizedLinear(c4, self.cmap_dim or 1)
 
     def forward(self, img: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
