@@ -159,6 +159,30 @@ def test_translator_moving_average_is_kept_used_and_read_from_the_checkpoint(tin
         build_module(tiny_cfg([f"experiment={experiment}", *tiny, "model.ema_decay=1.5"]), None)
 
 
+def test_selection_split_is_held_in_digits_scored_at_every_validation(tiny_cfg):
+    tiny = [
+        "experiment=cyclegan_digits2mnist",
+        "data.img_size=16",
+        "data.load_size=16",
+        "model.generator.n_blocks=1",
+    ]
+    cfg = tiny_cfg([*tiny, "data.select_fraction=0.1"])
+    dm = instantiate(cfg.data)
+    dm.setup()
+    plain = instantiate(tiny_cfg(tiny).data)
+    plain.setup()
+    images, labels = dm.selection()
+    n_in = len(plain.train_set.source_a)
+    assert plain.selection() is None and len(images) == round(n_in * 0.1) == len(labels)
+    assert (
+        len(dm.train_set.source_a) + len(images) == n_in
+    )  # taken out of training, not out of the held-out digits
+    torch.testing.assert_close(dm.held_out("A"), plain.held_out("A"), rtol=0, atol=0)
+    assert images.shape[1:] == (1, 16, 16) and dm.dataset_id != plain.dataset_id
+    metrics = train(cfg)
+    assert 0.0 <= metrics["val/label_acc_select"] <= 1.0 and "val/label_acc" in metrics
+
+
 class CrashAt(Callback):
     """Stops a run with an error before the given iteration, as a crash would (no epoch-end save)."""
 

@@ -366,3 +366,31 @@ def test_group_labels_of_method_comparisons(tmp_path):
         "model=pix2pix data=pairs",
         "trainer.max_epochs=5",  # run statistics settings do not name a group
     ]
+
+
+def test_select_reads_every_metric_at_the_selection_metrics_best_evaluation(tmp_path, capsys):
+    # val/label_acc_select peaks at step 20 in seed 0 and at step 30 in seed 1 (ties: the first);
+    # the held-out val/label_acc is read there, not at its own best.
+    select = {0: [0.80, 0.90, 0.85, 0.90], 1: [0.70, 0.75, 0.95, 0.90]}
+    held_out = {0: [0.82, 0.91, 0.95, 0.88], 1: [0.72, 0.93, 0.89, 0.90]}
+    for seed in (0, 1):
+        rows = [
+            {"step": 10 * (i + 1), "val/label_acc_select": s, "val/label_acc": v}
+            for i, (s, v) in enumerate(zip(select[seed], held_out[seed], strict=True))
+        ]
+        rows.append({"step": 45, "train/g_loss": 1.0})  # a row without the selection metric
+        make_run(tmp_path / "sweep" / str(seed), ["model=cyclegan"], seed, rows, samples=False)
+    main([str(tmp_path / "sweep"), f"out={tmp_path / 'o'}", "select=val/label_acc_select", "plots=false"])
+    md = (tmp_path / "o" / "report.md").read_text()
+    assert "val/label_acc (at best val/label_acc_select)" in md
+    runs = {r["seed"]: r for r in csv.DictReader(open(tmp_path / "o" / "runs.csv"))}
+    assert (
+        float(runs["0"]["val/label_acc:selected"]) == 0.91
+        and float(runs["1"]["val/label_acc:selected"]) == 0.89
+    )
+    assert float(runs["0"]["val/label_acc:best"]) == 0.95  # the held-out's own best, for comparison
+    group = next(csv.DictReader(open(tmp_path / "o" / "report.csv")))
+    assert float(group["val/label_acc:selected_mean"]) == pytest.approx(0.90)
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "sweep"), "select=val/fid_select"])
+    assert "select=val/fid_select was not logged" in capsys.readouterr().err

@@ -7,6 +7,7 @@ Usage:
     ganforge-report <sweep> readme=experiments/loss_seeds_digits/README.md
     ganforge-report <sweep> metrics=val/psnr,val/label_acc,perf/*,params/* best=true
     ganforge-report <sweep> goals=val/cycle_*:min,val/d_real:none
+    ganforge-report <sweep> select=val/label_acc_select   # values at each run's best selection-split evaluation
 
 Finds every run folder below the given folder (``config.yaml`` with ``metrics.csv`` or
 ``.hydra/``), groups runs by their overrides without the seed (and by metric protocol id),
@@ -18,7 +19,9 @@ and writes into ``out`` (default: the given folder):
   better direction: its final and best value and the iteration of the best (``best=false``:
   final only), its ``_identity`` / ``_mean_target`` baselines beside it; then seconds per
   iteration, peak memory and parameters (``run_stats.json``). Which direction is better comes
-  from :func:`~ganforge.reporting.summary.metric_goal`; ``goals=`` overrides it;
+  from :func:`~ganforge.reporting.summary.metric_goal`; ``goals=`` overrides it; with
+  ``select=<metric>`` each metric also gets its value at the evaluation where that metric was
+  best (model selection on one split, scores on another);
 - ``report.csv`` (one row per group) and ``runs.csv`` (one row per run), every metric;
 - ``plots/<metric>.png``: each metric against training iterations;
 - ``samples_mosaic.png``: each run's ``samples/last.png``, labelled.
@@ -50,9 +53,17 @@ from ganforge.reporting.tables import (
 
 USAGE = (
     "usage: ganforge-report <sweep or outputs folder> [out=<folder>] [metrics=val/*,train/*loss] "
-    "[best=true] [goals=<metric>:min|max|none,...] [readme=<README.md>] [plots=true]"
+    "[best=true] [goals=<metric>:min|max|none,...] [select=<metric>] [readme=<README.md>] [plots=true]"
 )
-OPTIONS = {"out": None, "metrics": None, "best": "true", "goals": None, "readme": None, "plots": "true"}
+OPTIONS = {
+    "out": None,
+    "metrics": None,
+    "best": "true",
+    "goals": None,
+    "select": None,
+    "readme": None,
+    "plots": "true",
+}
 FALSE = ("false", "0", "no")
 
 
@@ -84,6 +95,7 @@ def build_report(
     plots: bool = True,
     best: bool = True,
     goals: dict[str, str | None] | None = None,
+    select: str | None = None,
 ) -> dict[str, Path]:
     """Write the report of every run under ``root``; returns the written files by kind.
 
@@ -96,6 +108,8 @@ def build_report(
         plots: draw ``plots/*.png`` and ``samples_mosaic.png``.
         best: show each metric's best value and its iteration beside the final one.
         goals: overrides of the better direction, glob pattern -> ``"min"``, ``"max"`` or ``None``.
+        select: a metric with a better direction; tables add every metric's value at the
+            evaluation where it was best.
 
     Raises:
         ReportError: no run folder under ``root``.
@@ -106,7 +120,9 @@ def build_report(
         raise ReportError(f"no runs under {root}: a run folder holds config.yaml and metrics.csv")
     out = Path(out).resolve() if out else root
     out.mkdir(parents=True, exist_ok=True)
-    groups = group_runs(runs, goals)
+    if select and not any(select in r.metrics for r in runs):
+        raise ReportError(f"select={select} was not logged by any run under {root}")
+    groups = group_runs(runs, goals, select)
     names = all_metrics(runs)
     shown = select_metrics(names, metrics or DEFAULT_TABLE_METRICS)
     written = {
@@ -150,6 +166,7 @@ def main(argv: list[str] | None = None) -> None:
             plots=options["plots"].lower() not in FALSE,
             best=options["best"].lower() not in FALSE,
             goals=parse_goals(options["goals"]) if options["goals"] else None,
+            select=options["select"],
         )
     except (ReportError, FileNotFoundError, ValueError) as err:
         print(f"ganforge-report: {err}\n{USAGE}", file=sys.stderr)

@@ -90,6 +90,7 @@ RULES: dict[str, Rule] = {
     "data.channels": Rule(int, lambda v: v in (1, 3), "1 or 3"),
     "data.num_workers": Rule(int, lambda v: v >= 0, ">= 0"),
     "data.val_fraction": Rule(float, lambda v: 0 <= v < 1, "in [0, 1)"),
+    "data.select_fraction": Rule(float, lambda v: 0 <= v < 1, "in [0, 1)"),
     "optimizer.generator.lr": Rule(float, lambda v: v > 0, "> 0"),
     "optimizer.discriminator.lr": Rule(float, lambda v: v > 0, "> 0"),
     "optimizer.generator.betas": Rule(list, _betas, "two numbers in [0, 1)"),
@@ -105,7 +106,9 @@ RULES: dict[str, Rule] = {
     "model.ema_decay": Rule(
         float, lambda v: 0 <= v < 1, "in [0, 1) (null: no average, translation models only)", nullable=True
     ),
-    "model.ema_half_life_kimg": Rule(float, lambda v: v > 0, "> 0 (or null: use model.ema_decay)", nullable=True),
+    "model.ema_half_life_kimg": Rule(
+        float, lambda v: v > 0, "> 0 (or null: use model.ema_decay)", nullable=True
+    ),
     "model.ema_rampup": Rule(float, lambda v: v > 0, "> 0 (or null: no ramp-up)", nullable=True),
     "model.generator.style_mixing_prob": Rule(float, lambda v: 0 <= v <= 1, "in [0, 1] (0 = off)"),
     "metrics.truncation_psi": Rule(float, lambda v: v >= 0, ">= 0 (1 = no truncation)"),

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ganforge.config import ConfigError
+from ganforge.config import ConfigError, check_value
 from ganforge.data.base import match_channels, resize_batch, split_indices, to_unit_range
 from ganforge.data.embedded import load_mnist5k_arrays
 from ganforge.data.ink import ink_style
@@ -239,22 +239,35 @@ class Digits2MNISTDataModule(TranslationDataModule):
             ``stretch`` (upscaled to fill the whole image: digits larger than MNIST's).
         val_fraction: share of each domain held out.
         split_seed: seed of the split (MNIST's split matches ``data=mnist5k`` for the same values).
+        select_fraction: share of the held-in A digits kept out of training as a selection split:
+            their label preservation is logged as ``val/label_acc_select`` at every validation, so a
+            checkpoint can be chosen without looking at the held-out digits (0 = none).
         **kwargs: see :class:`TranslationDataModule`.
     """
 
     name = "digits2mnist"
     content = "digits"  # the target domain is MNIST: metrics=domain embeds it
 
-    def __init__(self, frame: str = "mnist", val_fraction: float = 0.1, split_seed: int = 0, **kwargs):
+    def __init__(
+        self,
+        frame: str = "mnist",
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+        select_fraction: float = 0.0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.check_held_out(val_fraction, "both domains need held-out images")
+        check_value("data.select_fraction", select_fraction)
         if frame not in FRAMES:
             raise ConfigError(f"data.frame must be one of {', '.join(FRAMES)}; got {frame!r}")
         self.frame, self.val_fraction, self.split_seed = frame, val_fraction, split_seed
+        self.select_fraction = select_fraction
 
     def settings_id(self) -> str:
         framing = "" if self.frame == "stretch" else f"-frame{self.frame}"
-        return f"-load{self.load_size}-val{self.val_fraction}-split{self.split_seed}{framing}"
+        selection = f"-select{self.select_fraction}" if self.select_fraction else ""
+        return f"-load{self.load_size}-val{self.val_fraction}-split{self.split_seed}{framing}{selection}"
 
     def _split(self, images, labels) -> tuple[TensorSource, TensorSource]:
         """Images ``(N, 1, h, w)`` in [-1, 1] -> held-in and held-out sources at ``load_size``."""
@@ -279,6 +292,10 @@ class Digits2MNISTDataModule(TranslationDataModule):
         mnist = to_unit_range(torch.as_tensor(pixels, dtype=torch.float32).view(-1, 1, 28, 28), 255.0)
         train_a, val_a = self._split(small, digits.target)
         train_b, val_b = self._split(mnist, labels)
+        if self.select_fraction:  # out of A's held-in digits: the held-out ones stay untouched
+            keep, select = split_indices(len(train_a), self.select_fraction, self.split_seed + 1)
+            self.select_set = TensorSource(train_a.images[select], train_a.labels[select])
+            train_a = TensorSource(train_a.images[keep].contiguous(), train_a.labels[keep])
         args = (self.load_size, self.img_size)
         return (
             UnpairedDataset(train_a, train_b, *args, self.flip, True),

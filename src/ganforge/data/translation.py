@@ -167,6 +167,7 @@ class TranslationDataModule(LightningDataModule):
         self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
+        self.select_set: TensorSource | None = None  # labelled A images held in for model selection
         self._mean_target: torch.Tensor | None = None
 
     def check_held_out(self, val_fraction: float, why: str) -> None:
@@ -213,6 +214,20 @@ class TranslationDataModule(LightningDataModule):
         """Every held-out image of one batch key as one tensor (the inputs of metric fakes)."""
         self.setup()
         return torch.stack([self.val_set[i][key] for i in range(len(self.val_set))])
+
+    def selection(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The selection split's A images (held-out preprocessing) and labels, or ``None``.
+
+        A subclass that fills :attr:`select_set` in :meth:`build_sets` keeps those images out
+        of training; the schemes score them at every validation (``val/label_acc_select``) so a
+        checkpoint can be chosen without the held-out images deciding it."""
+        self.setup()
+        if self.select_set is None:
+            return None
+        images = [
+            crop_and_flip([x], self.load_size, self.img_size, False, False)[0] for x in self.select_set.images
+        ]
+        return torch.stack(images), self.select_set.labels
 
     def mean_target(self) -> torch.Tensor:
         """The mean of the training split's B images, ``(1, C, H, W)``: the "mean target image"

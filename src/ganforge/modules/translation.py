@@ -260,3 +260,11 @@ class TranslationScheme(TrainingScheme):
         if scores:
             self.log_dict(scores)
         self.target_scores.reset()
+        datamodule = getattr(self.trainer, "datamodule", None)
+        selection = datamodule.selection() if hasattr(datamodule, "selection") else None
+        if selection is not None:  # labelled A images kept out of training: choose checkpoints by them
+            images, labels = selection
+            fakes = torch.cat([self.translate(images[i : i + 256]) for i in range(0, len(images), 256)])
+            self.log(
+                "val/label_acc_select", label_accuracy(self.digit_classifier(), fakes, labels.to(self.device))
+            )

@@ -114,6 +114,7 @@ class MetricSummary:
     best: float
     best_step: float
     best_epoch: float = math.nan
+    selected: float = math.nan  # the value at the evaluation where the selection metric was best
 
 
 def summarize(
@@ -130,12 +131,26 @@ def summarize(
     return MetricSummary(final, float(values[index]), float(steps[index]), epoch)
 
 
-def run_summary(run: Run, goals: Mapping[str, str | None] | None = None) -> dict[str, MetricSummary]:
-    """:func:`summarize` for every metric of a run, under :func:`metric_goal` with ``goals``."""
-    return {
+def run_summary(
+    run: Run, goals: Mapping[str, str | None] | None = None, select: str | None = None
+) -> dict[str, MetricSummary]:
+    """:func:`summarize` for every metric of a run, under :func:`metric_goal` with ``goals``.
+
+    With ``select`` (a metric with a better direction), each summary's ``selected`` is the
+    metric's value at the iteration where ``select`` was best: model selection on one split
+    (e.g. ``val/label_acc_select``), scores read on another (``val/label_acc``).
+    """
+    summaries = {
         name: summarize(s.values, s.steps, metric_goal(name, goals), s.epochs)
         for name, s in run.metrics.items()
     }
+    chosen = summaries.get(select) if select else None
+    if chosen is not None and math.isfinite(chosen.best_step):
+        for name, summary in summaries.items():
+            at = np.flatnonzero(run.metrics[name].steps == chosen.best_step)
+            if len(at):
+                summary.selected = float(run.metrics[name].values[at[-1]])
+    return summaries
 
 
 def split_override(override: str) -> tuple[str, str]:
@@ -168,16 +183,17 @@ class Group:
     label: str = ""
     flagged: bool = False  # measured under a protocol other than the most common one
     goals: Mapping[str, str | None] = field(default_factory=dict)  # overrides of metric_goal
+    select: str | None = None  # the metric whose best evaluation gives the "selected" values
     _summaries: dict[int, dict[str, MetricSummary]] = field(default_factory=dict, repr=False)
 
     def summary(self, run: Run) -> dict[str, MetricSummary]:
         """:func:`run_summary` of one of the group's runs under the group's ``goals`` (computed once)."""
         if id(run) not in self._summaries:
-            self._summaries[id(run)] = run_summary(run, self.goals)
+            self._summaries[id(run)] = run_summary(run, self.goals, self.select)
         return self._summaries[id(run)]
 
     def stats(self, metric: str, stat: str = "final") -> tuple[float, float, int]:
-        """``(mean, std, n)`` of a run statistic (``final``, ``best``, ``best_step``, ``best_epoch``)
+        """``(mean, std, n)`` of a run statistic (``final``, ``best``, ``best_step``, ``best_epoch``, ``selected``)
         over the group's runs with a finite value.
 
         ``std`` is the sample standard deviation (ddof=1), NaN for a single run.
@@ -231,7 +247,9 @@ def label_keys(runs: list[Run]) -> list[str]:
     return kept
 
 
-def group_runs(runs: list[Run], goals: Mapping[str, str | None] | None = None) -> list[Group]:
+def group_runs(
+    runs: list[Run], goals: Mapping[str, str | None] | None = None, select: str | None = None
+) -> list[Group]:
     """Groups of runs with equal hyperparameters, config and protocol id, in order of first appearance.
 
     Labels name the varying overrides (:func:`label_keys`); groups that the overrides do not tell
@@ -240,6 +258,7 @@ def group_runs(runs: list[Run], goals: Mapping[str, str | None] | None = None) -
     Args:
         runs: the runs, from :func:`~ganforge.reporting.runs.find_runs`.
         goals: overrides of :func:`metric_goal` (glob pattern -> ``"min"``, ``"max"`` or ``None``).
+        select: a metric whose best evaluation selects each run's checkpoint (see :func:`run_summary`).
     """
     keys = label_keys(runs)
     protocols = Counter(r.protocol_id for r in runs if r.protocol_id is not None)
@@ -258,6 +277,7 @@ def group_runs(runs: list[Run], goals: Mapping[str, str | None] | None = None) -
                 label=label,
                 flagged=flagged,
                 goals=dict(goals or {}),
+                select=select,
             )
         groups[key].runs.append(run)
     by_label = Counter(g.label for g in groups.values())

@@ -32,7 +32,7 @@ from ganforge.reporting.summary import (
 # Metrics shown in the Markdown tables unless ``metrics=`` says otherwise; the CSVs hold every metric.
 DEFAULT_TABLE_METRICS = ("val/*", "test/*", "train/*loss", "perf/*", "params/*")
 # Per-run statistics of a metric in the CSV files, in column order.
-RUN_STATS = ("final", "best", "best_step", "best_epoch")
+RUN_STATS = ("final", "best", "best_step", "best_epoch", "selected")
 
 
 def all_metrics(runs: list[Run]) -> list[str]:
@@ -88,9 +88,11 @@ def table_columns(groups: list[Group], metrics: list[str], best: bool = True) ->
     Validation and test metrics with a better direction (:func:`metric_goal` under the groups'
     goals) get ``final``, ``best`` and ``best iter`` columns (``final`` only when ``best`` is
     false); their baselines follow them; training values get ``final``; ``perf/*`` and
-    ``params/*`` (in millions) their value.
+    ``params/*`` (in millions) their value. Groups with a selection metric (``select=``) add each
+    metric's value at the evaluation where that metric was best.
     """
     goals = groups[0].goals if groups else {}
+    select = groups[0].select if groups else None
     logged = {m for g in groups for r in g.runs for m in r.metrics}
     cols = []
     for m in metrics:
@@ -103,6 +105,8 @@ def table_columns(groups: list[Group], metrics: list[str], best: bool = True) ->
             cols.append(Column(m, "final", m))
             continue
         cols.append(Column(m, "final", f"{m} (final)"))
+        if select and m != select and not m.startswith("train/"):
+            cols.append(Column(m, "selected", f"{m} (at best {select})"))
         if best and metric_goal(m, goals) and not m.startswith("train/"):
             cols += [Column(m, "best", f"{m} (best)"), Column(m, "best_step", f"{m} (best iter)")]
         cols += [
