@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 PSIS = (1.0, 0.9, 0.7, 0.5)
 USAGE = (
     "usage: python -m ganforge.reporting.truncation ckpt=<path> [psis=1.0,0.9,0.7,0.5] [out=truncation] "
-    "[n_fake=1000] [metrics=domain|inception] [split=val] [seed=0]\n"
+    "[n_fake=1000] [metrics=domain|inception] [split=val] [seed=0] [cache_dir=outputs/.cache/metrics]\n"
     "       python -m ganforge.reporting.truncation evals=<a.json>,<b.json>,... [out=truncation]"
 )
 DEFAULTS: dict[str, Any] = {
@@ -39,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "metrics": "domain",
     "split": "val",
     "seed": 0,
+    "cache_dir": "outputs/.cache/metrics",
 }
 
 
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("give either ckpt=<path> (evaluate, then plot) or evals=<json>,<json>,...")
         if args["ckpt"]:
             psis = [float(p) for p in str(args["psis"]).split(",")]
-            extra = {k: args[k] for k in ("n_fake", "metrics", "split", "seed")}
+            extra = {k: args[k] for k in ("n_fake", "metrics", "split", "seed", "cache_dir")}
             evals = evaluate_sweep(args["ckpt"], psis, args["out"], **extra)
         else:
             evals = [e.strip() for e in str(args["evals"]).split(",") if e.strip()]
