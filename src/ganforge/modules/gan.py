@@ -114,9 +114,6 @@ class GANModule(TrainingScheme):
         self.g_regularizers = nn.ModuleDict(
             {name: p.fn for name, p in loss.g_penalties.items() if isinstance(p.fn, nn.Module)}
         )
-        for penalty in loss.g_penalties.values():
-            if hasattr(penalty.fn, "check_generator"):  # e.g. path length needs a mapping network
-                penalty.fn.check_generator(generator)
         self.reuse_fake = reuse_fake
         self.phases = build_phases(loss)
         noise_gen = torch.Generator().manual_seed(1234)
@@ -227,6 +224,9 @@ class GANModule(TrainingScheme):
         datamodule = self._trainer.datamodule if self._trainer is not None else None
         if datamodule is not None and hasattr(datamodule, "pack"):
             datamodule.pack = self.pack
+        for penalty in self.objective.g_penalties.values():
+            if hasattr(penalty.fn, "check_generator"):  # e.g. path length needs a mapping network
+                penalty.fn.check_generator(self.generator)
         networks = (self.generator, self.discriminator)
         self.apply_speed_switches((*networks, self.generator_ema), compiled=networks)
 
