@@ -20,7 +20,9 @@ touched in the main process (``images.float().sum()``) as a training step would.
 batch runs from building the data module to the first batch in hand, imports excluded (reported
 separately). Peak memory: the sum of the high-water resident sets (``VmHWM``) of the main process
 and its loader workers, read while the workers are alive; also the peak of their summed
-proportional set sizes (PSS: pages shared after ``fork`` counted once), sampled every 50 ms. For
+proportional set sizes (PSS: pages shared after ``fork`` counted once), sampled every 100 ms. CPU
+milliseconds per image (main process and workers, user + system, over the timed batches) do not
+depend on how busy a shared machine is, as images per second do. For
 ganforge's folder, the first batch is also timed the old way (every file decoded in ``setup``, no
 header pass), with a cold index cache (empty folder) and with the warm one.
 
@@ -169,7 +171,7 @@ class TreeMemory:
     """Peak summed PSS of this process and its descendants, sampled every ``interval`` s in a thread;
     :meth:`rss_peak_mb` sums their ``VmHWM`` (call it while the workers are alive)."""
 
-    def __init__(self, interval: float = 0.05):
+    def __init__(self, interval: float = 0.1):
         self.interval, self.pss_peak_kb = interval, 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -192,6 +194,18 @@ class TreeMemory:
         """The summed ``VmHWM`` (MiB) of this process and its descendants, and how many there are."""
         tree = process_tree()
         return sum(_status_kb(pid, "VmHWM") for pid in tree) / 1024, len(tree)
+
+
+def tree_cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its descendants alive now."""
+    total = 0
+    for pid in process_tree():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def make_loader(spec: dict):
@@ -271,18 +285,19 @@ def measure(spec: dict) -> dict:
         first_batch_s = time.perf_counter() - start
         for _ in range(spec["warmup"] - 1):
             next(batches)[0].float().sum().item()
-        start, images = time.perf_counter(), 0
+        start, images, cpu = time.perf_counter(), 0, tree_cpu_seconds()
         for _ in range(spec["batches"]):
             batch = next(batches)[0]
             batch.float().sum().item()
             images += len(batch)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, tree_cpu_seconds() - cpu
         rss_mb, processes = memory.rss_peak_mb()
     return {
         **spec,
         "import_s": import_s,
         "first_batch_s": first_batch_s,
         "images_per_s": images / seconds,
+        "cpu_ms_per_image": 1e3 * cpu / images,
         "rss_mb": rss_mb,
         "pss_mb": memory.pss_peak_kb / 1024,
         "processes": processes,
@@ -349,6 +364,10 @@ def summarize(results: list[dict], n: int, small: int, workers: int) -> list[dic
             rows.append(
                 goal_row(size, measure, f"{ratio:.2f}x", *((">= 1.5x", ratio >= 1.5) if stream else ()))
             )
+            cost = med(runs_of(results, size, "plain", workers, n), "cpu_ms_per_image") / med(
+                runs_of(results, size, name, workers, n), "cpu_ms_per_image"
+            )
+            rows.append(goal_row(size, f"plain / {name} CPU ms per image, {workers} workers", f"{cost:.2f}x"))
         for mode in ("before", "cold", "warm"):
             found = [r for r in results if r["size"] == size and r.get("first_batch") == mode]
             seconds, warm = med(found, "first_batch_s"), mode == "warm"
@@ -380,6 +399,7 @@ def table(results: list[dict]) -> list[dict[str, str]]:
                 "images": str(r["images"]),
                 "workers": str(r["workers"]),
                 "images/s": f"{r['images_per_s']:.0f}",
+                "CPU ms/image": f"{r.get('cpu_ms_per_image', float('nan')):.2f}",
                 "first batch (s)": f"{r['first_batch_s']:.2f}",
                 "import (s)": f"{r['import_s']:.2f}",
                 "peak RSS sum (MB)": f"{r['rss_mb']:.0f}",
