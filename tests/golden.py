@@ -59,7 +59,7 @@ CASES: dict[str, list[str]] = {
         "data.batch_size=4",
         "callbacks.panels=null",
         # the data and settings it was recorded with
-        *("data.frame=stretch", "data.img_size=32", "data.load_size=32"),
+        *("data.frame=stretch", "data.img_size=32", "data.load_size=32", "data.select_fraction=0"),
         *("loss.lambda_cycle=10", "loss.lambda_identity=0.5", "model.discriminator.n_layers=2"),
     ],
     "pix2pix": ["experiment=pix2pix_edges2photos", "data.batch_size=1", "callbacks.panels=null", *_PHOTOS],
