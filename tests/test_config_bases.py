@@ -36,8 +36,12 @@ NATIVE = {
     "pix2pix": ["data=edges2photos", "loss=pix2pix", "optimizer=adam_linear_decay", "callbacks=image2image"],
     "cut": ["data=digits2mnist", "loss=cut", "optimizer=adam_linear_decay", "callbacks=image2image"],
     "fastcut": ["data=digits2mnist", "loss=fastcut", "optimizer=adam_linear_decay", "callbacks=image2image"],
+    "stylegan2": ["loss=stylegan2"],
+    "stylegan2_32": ["loss=stylegan2", "data.img_size=32"],
+    "stylegan2_64": ["loss=stylegan2", "data.img_size=64"],
 }
-GAN_MODELS = {"dcgan", "sngan", "sngan_cond", "acgan", "mlp"}
+STYLEGAN2_MODELS = {"stylegan2", "stylegan2_32", "stylegan2_64"}  # their own D: no width, pack or SN switch
+GAN_MODELS = {"dcgan", "sngan", "sngan_cond", "acgan", "mlp"} | STYLEGAN2_MODELS
 TRANSLATION_MODELS = {"cyclegan", "pix2pix", "cut", "fastcut"}
 
 # The switches the README documents, with the models that refuse each one (the key it must name).
@@ -45,13 +49,13 @@ SWITCHES: dict[str, set[str]] = {
     "model.compile=aot_eager": set(),
     "model.reuse_fake=true": TRANSLATION_MODELS,
     "model.channels_last=false": set(),
-    "model.ema_decay=0.99": TRANSLATION_MODELS,
+    "model.ema_decay=0.99": set(),
     "model.grad_clip=1.0": TRANSLATION_MODELS,
     "model.max_iters=7": set(),
     "model.latent_dim=16": TRANSLATION_MODELS,
-    "model.discriminator.spectral_norm=true": {"mlp"} | TRANSLATION_MODELS,
-    "model.discriminator.pack=2": {"sngan", "sngan_cond", "acgan"} | TRANSLATION_MODELS,
-    "model.discriminator.width=8": set(),
+    "model.discriminator.spectral_norm=true": {"mlp"} | TRANSLATION_MODELS | STYLEGAN2_MODELS,
+    "model.discriminator.pack=2": {"sngan", "sngan_cond", "acgan"} | TRANSLATION_MODELS | STYLEGAN2_MODELS,
+    "model.discriminator.width=8": STYLEGAN2_MODELS,
     "augment=ada": {"mlp"} | TRANSLATION_MODELS,
     "augment=diffaugment": {"mlp"} | TRANSLATION_MODELS,
     "data.batch_size=4": set(),

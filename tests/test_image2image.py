@@ -169,7 +169,7 @@ def test_selection_split_is_held_in_digits_scored_at_every_validation(tiny_cfg):
     cfg = tiny_cfg([*tiny, "data.select_fraction=0.1"])
     dm = instantiate(cfg.data)
     dm.setup()
-    plain = instantiate(tiny_cfg(tiny).data)
+    plain = instantiate(tiny_cfg([*tiny, "data.select_fraction=0"]).data)
     plain.setup()
     images, labels = dm.selection()
     n_in = len(plain.train_set.source_a)
