@@ -7,7 +7,9 @@ page caches of Python objects and worker pools do not leak from one measurement 
   ``in_memory=false``, class subfolders, index read from a warm ``index_cache``);
 * ``stream-<format>``: LitData shards written by :func:`ganforge.prepare.prepare` and read by
   :class:`ganforge.data.stream.StreamDataModule` (``uint8`` needs no decoding; ``jpeg`` is decoded
-  in the loader);
+  in the loader); its loader yields uint8 batches, scaled to [-1, 1] in the main process by
+  :func:`ganforge.data.stream.scale_batch` (what the data module's ``on_after_batch_transfer``
+  does before the training step), and that scaling is timed with the loader;
 * ``plain``: ``torchvision.datasets.ImageFolder`` (Resize, CenterCrop, ToTensor, Normalize) and a
   ``DataLoader(batch_size=64, shuffle=True)``, the baseline.
 
@@ -16,7 +18,8 @@ The images are generated at benchmark time from photos shipped in scikit-image a
 cached under ``outputs/bench_data`` (git-ignored), as are the shards and the folder indexes.
 
 Per loader, size and worker count: ``warmup`` untimed batches, then ``batches`` timed ones, each
-touched in the main process (``images.float().sum()``) as a training step would. Time to the first
+brought to what the training step sees (float in [-1, 1]) and touched in the main process
+(``images.float().sum()``) as a training step would. Time to the first
 batch runs from building the data module to the first batch in hand, imports excluded (reported
 separately). Peak memory: the sum of the high-water resident sets (``VmHWM``) of the main process
 and its loader workers, read while the workers are alive; also the peak of their summed
@@ -30,6 +33,7 @@ Usage:
     python benchmarks/bench_data.py                 # 50,000 and 5,000 images at 64 and 128 px
     python benchmarks/bench_data.py --quick         # 384 images at 32 px, a smoke run
     python benchmarks/bench_data.py --sizes 64 --formats uint8
+    python benchmarks/bench_data.py --workers 2 --kinds plain stream --repeats 3 --throughput-only
 """
 
 from __future__ import annotations
@@ -227,6 +231,9 @@ def make_loader(spec: dict):
             input_dir=spec["root"], img_size=size, channels=3, batch_size=batch, num_workers=workers
         )
         dm.setup("fit")
+        if spec.get("per_image"):  # the former path: each image scaled to float in a worker
+            dataset = dm.shards.dataset("train", shuffle=True, seed=dm.seed, scale=True)
+            return dm.shards.loader(dataset, batch, workers, pin_memory=False)
         return dm.train_dataloader()
     from ganforge.data.folders import ImageFolderDataModule, decode_all, find_images
 
@@ -257,10 +264,19 @@ def process_age() -> float:
     return uptime - ticks / os.sysconf("SC_CLK_TCK")
 
 
-def endless(loader):
-    """The loader's batches, epoch after epoch."""
+def endless(loader, kind: str):
+    """The loader's image batches as the training step sees them (float in [-1, 1]), epoch after epoch.
+
+    The stream's uint8 batches are scaled here, by the function its data module's
+    ``on_after_batch_transfer`` hook calls, so that per-batch cost is timed as the others' per-image one.
+    """
+    import torch
+
+    from ganforge.data.stream import scale_batch
+
     while True:
-        yield from loader
+        for images, _ in loader:
+            yield scale_batch(images) if kind == "stream" and images.dtype == torch.uint8 else images
 
 
 def measure(spec: dict) -> dict:
@@ -280,14 +296,14 @@ def measure(spec: dict) -> dict:
     import_s = process_age()
     with TreeMemory() as memory:
         start = time.perf_counter()
-        batches = endless(make_loader(spec))
-        next(batches)[0].float().sum().item()
+        batches = endless(make_loader(spec), spec["kind"])
+        next(batches).float().sum().item()
         first_batch_s = time.perf_counter() - start
         for _ in range(spec["warmup"] - 1):
-            next(batches)[0].float().sum().item()
+            next(batches).float().sum().item()
         start, images, cpu = time.perf_counter(), 0, tree_cpu_seconds()
         for _ in range(spec["batches"]):
-            batch = next(batches)[0]
+            batch = next(batches)
             batch.float().sum().item()
             images += len(batch)
         seconds, cpu = time.perf_counter() - start, tree_cpu_seconds() - cpu
@@ -324,7 +340,9 @@ def median(values: list[float]) -> float:
 
 
 def loader_name(spec: dict) -> str:
-    return f"stream-{spec['format']}" if spec["kind"] == "stream" else spec["kind"]
+    if spec["kind"] != "stream":
+        return spec["kind"]
+    return f"stream-{spec['format']}" + (" per-image" if spec.get("per_image") else "")
 
 
 def runs_of(results: list[dict], size: int, name: str, workers: int, images: int) -> list[dict]:
@@ -359,7 +377,7 @@ def summarize(results: list[dict], n: int, small: int, workers: int) -> list[dic
         plain = med(runs_of(results, size, "plain", workers, n), "images_per_s")
         for name in sorted({loader_name(r) for r in results if r["kind"] != "plain"}):
             ratio = med(runs_of(results, size, name, workers, n), "images_per_s") / plain
-            stream = name.startswith("stream")
+            stream = name.startswith("stream") and not name.endswith("per-image")
             measure = f"{name} / plain images/s, {workers} workers"
             rows.append(
                 goal_row(size, measure, f"{ratio:.2f}x", *((">= 1.5x", ratio >= 1.5) if stream else ()))
@@ -370,6 +388,8 @@ def summarize(results: list[dict], n: int, small: int, workers: int) -> list[dic
             rows.append(goal_row(size, f"plain / {name} CPU ms per image, {workers} workers", f"{cost:.2f}x"))
         for mode in ("before", "cold", "warm"):
             found = [r for r in results if r["size"] == size and r.get("first_batch") == mode]
+            if not found:
+                continue
             seconds, warm = med(found, "first_batch_s"), mode == "warm"
             measure = f"folder first batch, {mode} ({workers} workers)"
             rows.append(
@@ -422,6 +442,17 @@ def main(argv: list[str] | None = None) -> list[dict[str, str]]:
     parser.add_argument("--warmup", type=int, default=None, help="untimed batches (default 8)")
     parser.add_argument("--batches", type=int, default=None, help="timed batches (default 60)")
     parser.add_argument("--repeats", type=int, default=1, help="rounds of the throughput runs")
+    parser.add_argument(
+        "--per-image",
+        action="store_true",
+        help="also time the stream's former path (each image scaled to float in a worker)",
+    )
+    parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS, help="loaders to time")
+    parser.add_argument(
+        "--throughput-only",
+        action="store_true",
+        help="only the large set's throughput rounds (no first-batch or small-set runs)",
+    )
     parser.add_argument("--out", type=Path, default=OUT, help="cache of images, shards and indexes")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args, _ = parser.parse_known_args(argv)
@@ -438,6 +469,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, str]]:
     most = max(args.workers)
     base = {"batch_size": 64, "warmup": warmup, "batches": batches}
     prepared, runs = [], []
+    ways = [(fmt, per_image) for fmt in formats for per_image in (False, True)[: 1 + args.per_image]]
     for size in sizes:
         start = time.perf_counter()
         big = generate(out / f"jpeg{size}-{n}", n, size)
@@ -445,15 +477,16 @@ def main(argv: list[str] | None = None) -> list[dict[str, str]]:
         prepared.append(f"{size} px images ready in {time.perf_counter() - start:.0f} s")
         folders = {n: big, small: little}
         stream_roots = {}
-        for fmt in formats:
-            for count in (n, small) if fmt == formats[0] else (n,):
+        for fmt in formats if "stream" in args.kinds else []:
+            for count in (n, small) if fmt == formats[0] and not args.throughput_only else (n,):
                 root, seconds = shards(folders[count], out / f"shards-{fmt}{size}-{count}", size, fmt)
                 stream_roots[fmt, count] = root
                 if seconds == seconds:
                     prepared.append(f"{fmt} shards of {count} images at {size} px written in {seconds:.0f} s")
         cache = out / f"index-{size}"  # emptied for the cold run; warm from then on
-        shutil.rmtree(cache, ignore_errors=True)
-        for mode in ("before", "cold", "warm"):
+        if not args.throughput_only:
+            shutil.rmtree(cache, ignore_errors=True)
+        for mode in ("before", "cold", "warm") if "folder" in args.kinds and not args.throughput_only else ():
             runs.append(
                 {
                     **base,
@@ -468,22 +501,23 @@ def main(argv: list[str] | None = None) -> list[dict[str, str]]:
             )
         for _ in range(args.repeats):
             for workers in args.workers:
-                for kind in KINDS:
-                    for fmt in formats if kind == "stream" else [None]:
-                        root = stream_roots[fmt, n] if kind == "stream" else big
+                for kind in args.kinds:
+                    stream = kind == "stream"
+                    for fmt, per_image in ways if stream else [(None, False)]:
                         runs.append(
                             {
                                 **base,
                                 "kind": kind,
-                                "root": str(root),
+                                "root": str(stream_roots[fmt, n] if stream else big),
                                 "size": size,
                                 "format": fmt,
+                                "per_image": per_image,
                                 "workers": workers,
                                 "images": n,
                                 "index_cache": str(cache),
                             }
                         )
-        for kind in KINDS:
+        for kind in args.kinds if not args.throughput_only else ():
             root = stream_roots[formats[0], small] if kind == "stream" else little
             fmt = formats[0] if kind == "stream" else None
             runs.append(

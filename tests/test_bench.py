@@ -158,3 +158,8 @@ def test_bench_data_measures_every_loader(tmp_path):
     ]
     goals = bench.summarize(results, 96, 48, 0)
     assert any(g["measure"].startswith("stream-uint8 / plain") for g in goals)
+    # the stream's uint8 batches are timed scaled, as the training step sees them
+    stream = bench.make_loader(runs[-1])
+    assert next(iter(stream))[0].dtype == torch.uint8
+    images = next(bench.endless(stream, "stream"))
+    assert images.dtype == torch.float32 and images.min() >= -1 and images.max() <= 1

@@ -36,17 +36,20 @@ def write_flat_images(folder: Path, first: int, n: int, size=(20, 26), mode="RGB
 
 
 def image_ids(images: torch.Tensor) -> list[int]:
-    """The names of a batch's flat images (their value / 6)."""
-    return ((images[:, 0, 0, 0] + 1) * 127.5 / 6).round().int().tolist()
+    """The names of a batch's flat images (their value / 6), uint8 or scaled to [-1, 1]."""
+    values = images[:, 0, 0, 0].double()
+    return (values / 6 if images.dtype == torch.uint8 else (values + 1) * 127.5 / 6).round().int().tolist()
 
 
 class BatchRecorder(Callback):
-    """Records the image ids of every training batch (instantiated from the config by name)."""
+    """Records the image ids and dtypes of every training batch (instantiated from the config by name)."""
 
     seen: list[list[int]] = []
+    dtypes: list[torch.dtype] = []
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         BatchRecorder.seen.append(image_ids(batch[0]))
+        BatchRecorder.dtypes.append(batch[0].dtype)
 
 
 class KillAt(Callback):
@@ -133,6 +136,23 @@ def test_prepare_writes_chunks_manifest_and_the_folder_datas_pixels(labeled):
     assert dm.num_classes == 2 and str(shards) in dm.dataset_id and manifest["digest"] in dm.dataset_id
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_the_stream_yields_uint8_batches_the_hook_scales_to_the_folder_datas_floats(labeled, workers):
+    root, _ = labeled
+    dm = StreamDataModule(str(root / "shards"), img_size=32, batch_size=8, num_workers=workers)
+    images, labels = next(iter(dm.train_dataloader()))
+    assert images.dtype == torch.uint8 and images.shape == (8, 3, 32, 32) and labels.dtype == torch.int64
+    scaled, same_labels = dm.on_after_batch_transfer((images, labels), 0)
+    assert scaled.dtype == torch.float32 and same_labels is labels
+    for image, label, gid in zip(scaled, labels, image_ids(images), strict=True):
+        path = next((root / "images").rglob(f"{gid:03d}.png"))
+        expected, _ = ImageFolderDataset([path], [0], 32, 3)[0]  # data=image_folder's per-image path
+        assert torch.equal(image, expected) and label == int(gid >= 20)
+    dm.setup("fit")
+    val = next(iter(dm.val_dataloader()))  # held out, read by index: float already, passed unchanged
+    assert val[0].dtype == torch.float32 and dm.on_after_batch_transfer(val, 0) is val
+
+
 def test_each_epoch_is_a_new_shuffle_drawn_from_the_seed(labeled):
     shards = str(labeled[0] / "shards")
 
@@ -164,9 +184,10 @@ def test_conditional_gan_trains_from_shards(tiny_cfg, tmp_path, labeled):
             "+callbacks.recorder._target_=tests.test_stream.BatchRecorder",
         ]
     )
-    BatchRecorder.seen = []
+    BatchRecorder.seen, BatchRecorder.dtypes = [], []
     metrics = train(cfg)
     assert np.isfinite(metrics["train/d_loss"]) and len(BatchRecorder.seen) == 2
+    assert BatchRecorder.dtypes == [torch.float32] * 2  # the training step sees scaled images
     ckpt = load_checkpoint(tmp_path / "run/checkpoints/last.ckpt")
     (state,) = ckpt["loops"]["fit_loop"]["state_dict"]["combined_loader"]  # the stream's position
     assert state["num_samples_yielded"] == 16

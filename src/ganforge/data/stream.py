@@ -7,8 +7,13 @@ shuffle drawn from ``(run seed, epoch)``, LitData splits the chunks between DDP 
 loader workers, and remote chunks pass through a bounded local cache. The loader is stateful, so
 Lightning stores its position in the checkpoint and a resumed run continues the stream.
 
-Held-out splits (``val``; ``testA``/``testB``) are read by index, in their stored order, for the
-metrics and the panels. The two modules follow the contracts of :class:`GANDataModule` and
+For generation the training stream stays uint8 up to the training process, as in FFCV, DALI and
+stylegan2-ada's loader: workers only read (``format=uint8``) or decode (png/jpeg) each image and
+collate a uint8 batch, a quarter of float32's bytes to move between processes, and
+:meth:`StreamDataModule.on_after_batch_transfer` scales the whole batch to [-1, 1] once, after
+Lightning has moved it to the device (on a GPU, there), with the values the per-image transform
+gives. Held-out splits (``val``; ``testA``/``testB``) are read by index, in their stored order, as
+float images in [-1, 1] for the metrics and the panels. The two modules follow the contracts of :class:`GANDataModule` and
 :class:`TranslationDataModule`; which one a run needs follows from the scheme, so each has its own
 config and a manifest of the other kind is refused with the option to use.
 """
@@ -142,9 +147,24 @@ def shards_digest(root: str, splits: list[str], storage_options: dict | None = N
 
 # -- items ----------------------------------------------------------------------------
 def scale_transform() -> v2.Compose:
-    """The scaling tail of :func:`image_transform` (uint8 -> [-1, 1]); prepare applied its geometry."""
+    """The scaling tail of :func:`image_transform` (uint8 -> [-1, 1]); prepare applied its geometry.
+
+    It works on one ``(C, H, W)`` image or a ``(N, C, H, W)`` batch, on any device.
+    """
     steps = image_transform(8).transforms
     return v2.Compose([t for t in steps if isinstance(t, (v2.ToDtype, v2.Normalize))])
+
+
+_SCALE = scale_transform()
+
+
+def scale_batch(images: torch.Tensor) -> torch.Tensor:
+    """A uint8 ``(N, C, H, W)`` batch as float32 in [-1, 1], in one pass over the batch.
+
+    The operations are those :func:`image_transform` applies to each image (to float times 1/255,
+    then normalise with mean and std 0.5), so the values are exactly the per-image path's.
+    """
+    return _SCALE(images)
 
 
 class DecodeItem:
@@ -152,11 +172,13 @@ class DecodeItem:
 
     Args:
         storage_options: the object-store options, so a spawned worker can re-allow http endpoints.
+        scale: return float images in [-1, 1]; ``False`` returns the uint8 pixels (decoded from
+            PNG/JPEG, untouched for ``format=uint8``), for :func:`scale_batch` to scale a batch later.
     """
 
-    def __init__(self, storage_options: dict | None = None):
+    def __init__(self, storage_options: dict | None = None, scale: bool = True):
         self.storage_options = storage_options
-        self.scale = scale_transform()
+        self.scale = scale_transform() if scale else None
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
@@ -166,7 +188,7 @@ class DecodeItem:
         image = item["image"]
         if isinstance(image, (bytes, bytearray, memoryview)):
             image = decode_image(torch.frombuffer(bytearray(image), dtype=torch.uint8))
-        return self.scale(image), int(item["label"])
+        return (self.scale(image) if self.scale else image), int(item["label"])
 
 
 class Shards:
@@ -193,8 +215,9 @@ class Shards:
     def count(self, split: str) -> int:
         return int(self.manifest["splits"].get(split, {}).get("count", 0))
 
-    def dataset(self, split: str, shuffle: bool, seed: int = 0):
-        """A LitData ``StreamingDataset`` of one split, decoding to ``(image, label)``."""
+    def dataset(self, split: str, shuffle: bool, seed: int = 0, scale: bool = True):
+        """A LitData ``StreamingDataset`` of one split, decoding to ``(image, label)``; float images in
+        [-1, 1], or uint8 ones without ``scale`` (see :class:`DecodeItem`)."""
         from litdata import StreamingDataset
 
         return StreamingDataset(
@@ -205,7 +228,7 @@ class Shards:
             drop_last=shuffle,
             max_cache_size=self.max_cache_size,
             storage_options=self.storage_options or None,
-            transform=DecodeItem(self.storage_options),
+            transform=DecodeItem(self.storage_options, scale),
         )
 
     def loader(self, dataset, batch_size: int, num_workers: int, pin_memory: bool):
@@ -275,6 +298,10 @@ class ShardSplit(Dataset):
 class StreamDataModule(GANDataModule):
     """Images (and class labels) from shards, for the GAN scheme.
 
+    The training loader yields uint8 batches; the training step sees them as float in [-1, 1]
+    (the contract of :class:`GANDataModule`), scaled by :meth:`on_after_batch_transfer`. Code that
+    iterates :meth:`train_dataloader` itself scales with :func:`scale_batch`.
+
     Args:
         input_dir: folder or ``s3://`` prefix written by ``ganforge-prepare``.
         seed: seed of the per-epoch shuffles (the run seed).
@@ -320,9 +347,26 @@ class StreamDataModule(GANDataModule):
         return ShardSplit(self.shards, "val") if self.shards.count("val") else None
 
     def train_dataloader(self):
+        """The training stream: uint8 ``(images, labels)`` batches, scaled by :meth:`on_after_batch_transfer`."""
         # Built here, after the strategy has set up DDP, so LitData sees every rank.
-        dataset = self.shards.dataset("train", shuffle=True, seed=self.seed)
+        dataset = self.shards.dataset("train", shuffle=True, seed=self.seed, scale=False)
         return self.shards.loader(dataset, self.batch_size * self.pack, self.num_workers, self.pin_memory)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Scale a uint8 training batch to float in [-1, 1] once, on the device (see :func:`scale_batch`).
+
+        Lightning calls this for every training and validation batch, after moving it to the device
+        and after the precision plugin's input conversion, which leaves uint8 alone, so that
+        conversion (``16-true``, ``bf16-true``) is applied here to the scaled images. Validation
+        batches (read by index) are float already and pass unchanged.
+        """
+        images, labels = batch
+        if images.dtype != torch.uint8:
+            return batch
+        images = scale_batch(images)
+        if self.trainer is not None:
+            images = self.trainer.precision_plugin.convert_input(images)
+        return images, labels
 
 
 # -- unpaired translation -------------------------------------------------------------
