@@ -39,7 +39,8 @@ def test_every_data_option_instantiates(tiny_cfg, tmp_path, option):
     if option in TORCHVISION_SETS:
         return  # their files are not on this machine; see test_data.py for the offline message
     datamodule.setup("fit")
-    images, labels = next(iter(datamodule.train_dataloader()))
+    # what the training step sees: after the data module's batch hook (streams convert uint8 batches there)
+    images, labels = datamodule.on_after_batch_transfer(next(iter(datamodule.train_dataloader())), 0)
     if images.dim() == 2:  # 2-D points (ring8, grid25): raw coordinates, not [-1, 1] images
         assert images.shape == (cfg.data.batch_size, 2)
     else:

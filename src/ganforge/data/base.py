@@ -1,7 +1,9 @@
 """The data contract every ganforge DataModule follows.
 
 A batch is ``(images, labels)``: images float ``(N, C, H, W)`` in [-1, 1] and labels
-``int64 (N,)`` (all zeros for unlabeled data, where ``num_classes == 0``). Subclasses only
+``int64 (N,)`` (all zeros for unlabeled data, where ``num_classes == 0``), as the training step
+sees it: a module may load uint8 batches and convert them once in ``on_after_batch_transfer``
+(the streaming data do, after the move to the device). Subclasses only
 say how to build the train and validation datasets; loaders, splits and the in-memory
 option live here once.
 """
