@@ -37,6 +37,7 @@ case "${LANE:-both}" in
   2) lane2 ;;
   *) lane1 & lane2 & wait ;;
 esac
-$REPORT "$OUT" out="$OUT/report" plots=false metrics='val/psnr,val/ssim,val/label_acc,val/fid,val/kid_mean,perf/*,params/total' \
+$REPORT "$OUT" out="$OUT/report" plots=false select=val/label_acc_select \
+  metrics='val/psnr,val/ssim,val/label_acc,val/label_acc_select,val/fid,val/kid_mean,perf/*,params/total' \
   readme=experiments/translation_methods/README.md
 "$PYTHON" experiments/translation_methods/figure.py "$OUT" 1
