@@ -315,3 +315,15 @@ def test_truncation_sweep_evaluates_and_plots(checkpoint, tmp_path):
     assert png.is_file() and [p["psi"] for p in points] == [1.0, 0.5]
     ids = {json.loads(e.read_text())["protocol_id"] for e in evals}
     assert len(ids) == 2  # psi is part of the protocol
+
+
+def test_fir_filter_filters_each_channel_alone_with_the_gained_kernel():
+    # The depthwise convolution against its definition: every (sample, channel) image padded and
+    # filtered on its own, as the channels-folded-into-the-batch version computed it.
+    x = torch.randn(2, 3, 8, 8)
+    f = torch.outer(torch.tensor([1.0, 3, 3, 1]), torch.tensor([1.0, 3, 3, 1])) / 64
+    ref = F.conv2d(F.pad(x.reshape(-1, 1, 8, 8), [2, 1, 2, 1]), (4 * f)[None, None]).reshape(2, 3, 8, 8)
+    assert torch.allclose(fir_filter(x, f, (2, 1), gain=4.0), ref, atol=1e-6)
+    x.requires_grad_(True)
+    fir_filter(x, f, (2, 1)).sum().backward()  # each input pixel reaches every output it filters
+    assert torch.allclose(x.grad[:, :, 3:5, 3:5], torch.ones(2, 3, 2, 2))

@@ -53,12 +53,13 @@ def lowpass_filter(taps: tuple[int, ...] = (1, 3, 3, 1)) -> torch.Tensor:
 
 def fir_filter(x: torch.Tensor, f: torch.Tensor, pad: tuple[int, int], gain: float = 1.0) -> torch.Tensor:
     """Pad every side by ``pad = (before, after)`` and convolve each channel with ``f * gain``
-    (the filter is symmetric, so correlation and convolution agree). Channels are folded into the
-    batch, so the kernel's shape is fixed (an ONNX graph needs it known)."""
-    n, c, h, w = x.shape
-    x = F.pad(x.reshape(-1, 1, h, w), [pad[0], pad[1], pad[0], pad[1]])
-    x = F.conv2d(x, (f * gain).to(x.dtype)[None, None])
-    return x.reshape(-1, c, x.shape[2], x.shape[3])
+    (the filter is symmetric, so correlation and convolution agree). A depthwise convolution (the
+    filter repeated per channel, ``groups`` = channels): folding the channels into the batch gives
+    the same values, but its backward pass is ~30x slower on a CPU (oneDNN, one-channel images)."""
+    c = int(x.shape[1])  # a constant of the layer, also when traced (ONNX needs the kernel's shape)
+    x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
+    weight = (f * gain).to(x.dtype)[None, None].repeat(c, 1, 1, 1)
+    return F.conv2d(x, weight, groups=c)
 
 
 def upsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
