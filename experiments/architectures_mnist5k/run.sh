@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Every row of experiments/architectures_mnist5k/README.md: DCGAN, SNGAN and a small StyleGAN2 on
+# mnist5k, seeds 1-3, each stopped by the same wall-clock budget (Lightning's trainer.max_time) on
+# one thread, two runs side by side on the 2-core CPU; StyleGAN2 on Stacked MNIST (seed 1); then
+# the report, the sample mosaic and the truncation sweep of StyleGAN2's seed-1 checkpoint.
+# From the repository root:
+#   nohup bash experiments/architectures_mnist5k/run.sh > outputs/architectures_mnist5k.log 2>&1 &
+# LANE=1 or LANE=2 runs one half only; LANE1/LANE2 ("experiment:seed ...") change a half's runs;
+# LANE=report only reports; BUDGET=DD:HH:MM:SS changes the budget.
+set -euo pipefail
+TRAIN="${TRAIN:-ganforge-train}"
+REPORT="${REPORT:-ganforge-report}"
+PYTHON="${PYTHON:-python}"  # the environment ganforge is installed in (make setup: .venv/bin/python)
+OUT="${OUT:-outputs/architectures_mnist5k}"
+STACKED="${STACKED:-outputs/architectures_stacked_mnist}"
+BUDGET="${BUDGET:-00:00:05:00}"   # training wall-clock per run; evaluations during training count in it
+CACHE=outputs/.cache/metrics      # real-data statistics, shared with ganforge-eval's truncation sweep
+HERE=experiments/architectures_mnist5k
+LANE1="${LANE1:-dcgan_mnist5k:1 dcgan_mnist5k:2 dcgan_mnist5k:3 sngan_mnist5k_arch:1 stylegan2_mnist5k:1}"
+LANE2="${LANE2:-sngan_mnist5k_arch:2 sngan_mnist5k_arch:3 stylegan2_mnist5k:2 stylegan2_mnist5k:3 stylegan2_stacked_mnist_arch:1}"
+export OMP_NUM_THREADS=1
+
+run() {  # run <experiment> <seed>: one run, stopped by the budget
+  local every
+  case "$1" in  # about 4 evaluations during the budget, plus the final one
+    dcgan*) every=20 ;;      # ~2,600-4,000 iterations = 37-57 epochs of 70 batches
+    sngan*) every=3 ;;       # ~700 iterations = ~10 epochs
+    stylegan2_stacked*)      # no FID (metrics=none): the 26,000-sample mode count at the end
+      $TRAIN "experiment=$1" "seed=$2" "+trainer.max_time=$BUDGET" trainer.max_epochs=100000 model.max_iters=null \
+        "paths.outputs_root=$STACKED" 'callbacks.progress_bar=null'
+      return ;;
+    stylegan2*) every=2 ;;   # ~950 iterations = ~7 epochs of 140 batches of 32
+  esac
+  $TRAIN "experiment=$1" "seed=$2" "+trainer.max_time=$BUDGET" trainer.max_epochs=100000 model.max_iters=null \
+    'metrics.names=[fid,kid,pr,dc]' "metrics.every_n_epochs=$every" "metrics.cache_dir=$CACHE" \
+    "paths.outputs_root=$OUT" 'callbacks.progress_bar=null'
+}
+
+lane() { for item in "$@"; do run "${item%:*}" "${item#*:}"; done; }
+
+case "${LANE:-both}" in
+  1) lane $LANE1 ;;
+  2) lane $LANE2 ;;
+  report) ;;
+  *) lane $LANE1 & lane $LANE2 & wait ;;
+esac
+$REPORT "$OUT" out="$OUT/report" \
+  metrics='val/fid,val/kid_mean,val/precision,val/recall,val/density,val/coverage,perf/sec_per_iter,params/*' \
+  readme="$HERE/README.md"
+cp "$OUT/report/samples_mosaic.png" "$HERE/samples_mosaic.png"
+"$PYTHON" "$HERE/budget.py" "$OUT" "$STACKED"   # iterations and images per run, Stacked MNIST modes
+seed1=$(dirname "$(grep -l '^seed: 1$' "$OUT"/stylegan2_mnist5k/*/config.yaml | head -1)")
+"$PYTHON" -m ganforge.reporting.truncation "ckpt=$seed1/checkpoints/last.ckpt" out="${OUT}_truncation" cache_dir="$CACHE"
+cp "${OUT}_truncation/truncation.png" "$HERE/truncation.png"
+
