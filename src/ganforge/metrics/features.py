@@ -126,28 +126,59 @@ class DomainFeatures(FeatureExtractor):
         return features.double(), self.net.head(features).double()
 
 
+def hub_weights_file(
+    cache_name: str,
+    url: str,
+    weights_path: str | Path | None,
+    expected: str,
+    absent: str,
+    error: type[WeightsMissing] = WeightsMissing,
+    hint: str = "",
+) -> Path:
+    """A weights file: ``weights_path`` when given, else ``cache_name`` in ``torch.hub.get_dir()/checkpoints``.
+
+    Args:
+        cache_name: the file's name in the hub cache.
+        url: where it is downloaded from (named in the message, never fetched).
+        weights_path: the user's ``metrics.weights_path``, or ``None``.
+        expected: completes "metrics.weights_path=... does not exist; it must be ...".
+        absent: the subject of "... are not in <folder>".
+        error: the exception to raise.
+        hint: appended to the message of a missing cache file.
+
+    Raises:
+        ``error``: the file is absent; nothing is downloaded.
+    """
+    if weights_path:
+        path = Path(weights_path).expanduser()
+        if path.is_file():
+            return path
+        raise error(f"metrics.weights_path={path} does not exist; it must be {expected}")
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    path = folder / cache_name
+    if path.is_file():
+        return path
+    raise error(
+        f"{absent} are not in {folder}. Offline, copy the file there (or pass metrics.weights_path=<file>); "
+        f"online, download it once with `mkdir -p {folder} && curl -L -o {path} {url}`.{hint}"
+    )
+
+
 def inception_weights_file(weights_path: str | Path | None = None) -> Path:
     """Where the FID Inception weights are: ``weights_path`` or the torch hub cache.
 
     Raises:
         InceptionWeightsMissing: the file is absent; nothing is downloaded.
     """
-    if weights_path:
-        path = Path(weights_path).expanduser()
-        if path.is_file():
-            return path
-        raise InceptionWeightsMissing(
-            f"metrics.weights_path={path} does not exist; it must be the FID InceptionV3 weights {INCEPTION_FILE}"
-        )
-    folder = Path(torch.hub.get_dir()) / "checkpoints"
-    path = folder / INCEPTION_FILE
-    if path.is_file():
-        return path
-    raise InceptionWeightsMissing(
-        f"the FID InceptionV3 weights {INCEPTION_FILE} are not in {folder}. Offline, copy the file "
-        f"there (or pass metrics.weights_path=<file>); online, download it once with "
-        f"`mkdir -p {folder} && curl -L -o {path} {INCEPTION_URL}`. "
-        "For digit data, metrics=domain needs no download."
+    weights = f"the FID InceptionV3 weights {INCEPTION_FILE}"
+    return hub_weights_file(
+        INCEPTION_FILE,
+        INCEPTION_URL,
+        weights_path,
+        expected=weights,
+        absent=weights,
+        error=InceptionWeightsMissing,
+        hint=" For digit data, metrics=domain needs no download.",
     )
 
 
@@ -267,22 +298,13 @@ def clip_weights_file(name: str, weights_path: str | Path | None = None) -> Path
     """
     from torch_fidelity.feature_extractor_clip import MODEL_METADATA, MODEL_URLS
 
-    if weights_path:
-        path = Path(weights_path).expanduser()
-        if path.is_file():
-            return path
-        raise WeightsMissing(
-            f"metrics.weights_path={path} does not exist; it must be OpenAI's {name} file "
-            f"{MODEL_METADATA[name]['filename']}.pt ({MODEL_URLS[name]})"
-        )
-    folder = Path(torch.hub.get_dir()) / "checkpoints"
-    path = folder / f"{name}-{MODEL_METADATA[name]['hash']}.pt"  # torch-fidelity's cache name
-    if path.is_file():
-        return path
-    raise WeightsMissing(
-        f"FD_CLIP: the {name} weights {path.name} are not in {folder}. Offline, copy the file there "
-        f"(or pass metrics.weights_path=<file>); online, download it once with "
-        f"`mkdir -p {folder} && curl -L -o {path} {MODEL_URLS[name]}`."
+    cache_name = f"{name}-{MODEL_METADATA[name]['hash']}.pt"  # torch-fidelity's cache name
+    return hub_weights_file(
+        cache_name,
+        MODEL_URLS[name],
+        weights_path,
+        expected=f"OpenAI's {name} file {MODEL_METADATA[name]['filename']}.pt ({MODEL_URLS[name]})",
+        absent=f"FD_CLIP: the {name} weights {cache_name}",
     )
 
 
