@@ -169,6 +169,7 @@ class TranslationDataModule(LightningDataModule):
         self.val_set: Dataset | None = None
         self.select_set: TensorSource | None = None  # labelled A images held in for model selection
         self._mean_target: torch.Tensor | None = None
+        self._selection: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def check_held_out(self, val_fraction: float, why: str) -> None:
         """Refuse a ``data.val_fraction`` the rule table refuses, or 0 where the data needs a
@@ -224,10 +225,13 @@ class TranslationDataModule(LightningDataModule):
         self.setup()
         if self.select_set is None:
             return None
-        images = [
-            crop_and_flip([x], self.load_size, self.img_size, False, False)[0] for x in self.select_set.images
-        ]
-        return torch.stack(images), self.select_set.labels
+        if self._selection is None:  # preprocessed once: every validation scores the same images
+            images = [
+                crop_and_flip([x], self.load_size, self.img_size, False, False)[0]
+                for x in self.select_set.images
+            ]
+            self._selection = torch.stack(images), self.select_set.labels
+        return self._selection
 
     def mean_target(self) -> torch.Tensor:
         """The mean of the training split's B images, ``(1, C, H, W)``: the "mean target image"
