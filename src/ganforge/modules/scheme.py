@@ -185,14 +185,16 @@ class TrainingScheme(LightningModule):
         resumed, self._resume_rng = self._resume_rng, None
         if batch_idx == 0:
             reseed_epoch(self.current_epoch, self.global_rank)
-        elif (
-            resumed
-            and len(resumed) == process_count()
-            and not isinstance(self.trainer.train_dataloader, ResumableLoader)
-        ):
-            # ganforge's own loaders restore the states as they hand out the first batch; a loader
-            # that keeps only its position (LitData's) leaves it to the first step after a resume.
+        elif resumed and len(resumed) == process_count() and not self._loader_keeps_rng():
             set_rng_state(resumed[process_rank()])
+
+    def _loader_keeps_rng(self) -> bool:
+        """Whether the training loader checkpoints and restores the random states itself.
+
+        ganforge's own loaders do, as they hand out the first resumed batch; for a loader that
+        keeps only its position (LitData's) the scheme saves them and restores them at the first
+        step after a resume."""
+        return isinstance(self.trainer.train_dataloader, ResumableLoader)
 
     def on_train_epoch_end(self) -> None:
         step_schedulers(self, self.optimizer_cfg, "epoch")
@@ -200,16 +202,18 @@ class TrainingScheme(LightningModule):
     # ----------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # Merge, never replace: callbacks (the metrics protocol and values) store entries here first.
-        checkpoint.setdefault("ganforge", {}).update(
+        state = checkpoint.setdefault("ganforge", {})
+        state.update(
             {
                 "config": self.run_config,
                 "iteration": self.iteration,
                 "g_steps": self.g_steps,
                 "scheme": self.scheme,
-                "rng": rng_states_by_rank(),
                 **self.checkpoint_state(),
             }
         )
+        if not self._loader_keeps_rng():  # gathered once per save: the loader's state holds them otherwise
+            state["rng"] = rng_states_by_rank()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("ganforge", {})
