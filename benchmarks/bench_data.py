@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -339,6 +340,17 @@ def median(values: list[float]) -> float:
     return float(np.median(values))
 
 
+def ratio(top: float, bottom: float) -> float:
+    """``top / bottom``, or NaN when ``bottom`` is zero: CPU time counts in clock ticks (10 ms), so a
+    run too short to measure reads as no ratio, not as a crash or an infinite speed-up."""
+    return top / bottom if bottom else float("nan")
+
+
+def times(value: float) -> str:
+    """A ratio as the tables print it."""
+    return "n/a (too short to time)" if math.isnan(value) else f"{value:.2f}x"
+
+
 def loader_name(spec: dict) -> str:
     if spec["kind"] != "stream":
         return spec["kind"]
@@ -376,16 +388,17 @@ def summarize(results: list[dict], n: int, small: int, workers: int) -> list[dic
     for size in sorted({r["size"] for r in results}):
         plain = med(runs_of(results, size, "plain", workers, n), "images_per_s")
         for name in sorted({loader_name(r) for r in results if r["kind"] != "plain"}):
-            ratio = med(runs_of(results, size, name, workers, n), "images_per_s") / plain
+            speed = ratio(med(runs_of(results, size, name, workers, n), "images_per_s"), plain)
             stream = name.startswith("stream") and not name.endswith("per-image")
             measure = f"{name} / plain images/s, {workers} workers"
             rows.append(
-                goal_row(size, measure, f"{ratio:.2f}x", *((">= 1.5x", ratio >= 1.5) if stream else ()))
+                goal_row(size, measure, times(speed), *((">= 1.5x", speed >= 1.5) if stream else ()))
             )
-            cost = med(runs_of(results, size, "plain", workers, n), "cpu_ms_per_image") / med(
-                runs_of(results, size, name, workers, n), "cpu_ms_per_image"
+            cost = ratio(
+                med(runs_of(results, size, "plain", workers, n), "cpu_ms_per_image"),
+                med(runs_of(results, size, name, workers, n), "cpu_ms_per_image"),
             )
-            rows.append(goal_row(size, f"plain / {name} CPU ms per image, {workers} workers", f"{cost:.2f}x"))
+            rows.append(goal_row(size, f"plain / {name} CPU ms per image, {workers} workers", times(cost)))
         for mode in ("before", "cold", "warm"):
             found = [r for r in results if r["size"] == size and r.get("first_batch") == mode]
             if not found:
@@ -399,8 +412,8 @@ def summarize(results: list[dict], n: int, small: int, workers: int) -> list[dic
             big, little = (runs_of(results, size, name, workers, count) for count in (n, small))
             if not big or not little:
                 continue
-            rss = med(big, "rss_mb") / med(little, "rss_mb")
-            pss = med(big, "pss_mb") / med(little, "pss_mb")
+            rss = ratio(med(big, "rss_mb"), med(little, "rss_mb"))
+            pss = ratio(med(big, "pss_mb"), med(little, "pss_mb"))
             measure = f"{name} peak RSS {n} / {small} images (PSS), {workers} workers"
             goal = ("<= 1.10", rss <= 1.10) if name != "plain" else ()
             rows.append(goal_row(size, measure, f"{rss:.3f} ({pss:.3f})", *goal))

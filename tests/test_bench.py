@@ -163,3 +163,18 @@ def test_bench_data_measures_every_loader(tmp_path):
     assert next(iter(stream))[0].dtype == torch.uint8
     images = next(bench.endless(stream, "stream"))
     assert images.dtype == torch.float32 and images.min() >= -1 and images.max() <= 1
+
+
+def test_bench_data_summary_survives_a_run_too_short_to_time():
+    """CPU time counts in 10 ms clock ticks, so a tiny run can read 0 ms/image: the summary shows
+    no ratio for it instead of dividing by zero."""
+    bench = bench_module("bench_data")
+    run = {"size": 16, "workers": 0, "images": 8, "images_per_s": 100.0, "rss_mb": 10.0, "pss_mb": 5.0}
+    results = [
+        {**run, "kind": "plain", "cpu_ms_per_image": 2.0},
+        {**run, "kind": "stream", "format": "uint8", "cpu_ms_per_image": 0.0},
+    ]
+    goals = bench.summarize(results, 8, 8, 0)
+    cost = [g for g in goals if g["measure"].startswith("plain / stream-uint8 CPU")]
+    assert len(cost) == 1 and cost[0]["value"] == "n/a (too short to time)"
+    assert math.isnan(bench.ratio(1.0, 0.0)) and bench.ratio(3.0, 2.0) == 1.5
