@@ -391,9 +391,7 @@ def summarize(results: list[dict], n: int, small: int, workers: int) -> list[dic
             speed = ratio(med(runs_of(results, size, name, workers, n), "images_per_s"), plain)
             stream = name.startswith("stream") and not name.endswith("per-image")
             measure = f"{name} / plain images/s, {workers} workers"
-            rows.append(
-                goal_row(size, measure, times(speed), *((">= 1.5x", speed >= 1.5) if stream else ()))
-            )
+            rows.append(goal_row(size, measure, times(speed), *((">= 1.5x", speed >= 1.5) if stream else ())))
             cost = ratio(
                 med(runs_of(results, size, "plain", workers, n), "cpu_ms_per_image"),
                 med(runs_of(results, size, name, workers, n), "cpu_ms_per_image"),
