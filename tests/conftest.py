@@ -28,6 +28,22 @@ TINY = [
 ]
 
 
+# Unpaired translation at 16 px with 4-channel networks (CycleGAN, CUT): D of two stride-2 layers,
+# since a 16 px image leaves 1x1 maps after three.
+TINY_UNPAIRED = [
+    "data=digits2mnist",
+    "data.img_size=16",
+    "data.load_size=16",
+    "model.generator.width=4",
+    "model.generator.n_blocks=1",
+    "model.discriminator.width=4",
+    "model.discriminator.n_layers=2",
+    "optimizer=adam_linear_decay",
+    "callbacks=image2image",
+    "callbacks.panels.n_images=2",
+]
+
+
 def compose_tiny(
     tmp_path: Path, overrides: list[str] | None = None, config_name: str = "train"
 ) -> DictConfig:

@@ -15,7 +15,7 @@ from ganforge.augment.diffaugment import DiffAugment
 from ganforge.config import ConfigError, validate_config
 from ganforge.train import train
 from ganforge.utils.checkpoint import load_checkpoint
-from tests.conftest import conf_options
+from tests.conftest import TINY_UNPAIRED, conf_options
 
 
 def test_translate_and_cutout_on_a_known_image():
@@ -146,24 +146,30 @@ def test_bad_augment_settings_are_config_errors(tiny_cfg):
         validate_config(tiny_cfg(["augment=ada", "model.augment.p=1.5"]))
 
 
-def test_d_sees_real_and_fake_through_the_same_augmentation(tiny_cfg, monkeypatch):
-    """Every D input in training (D step, G step, R1/R2 penalties) is an output of the one DiffAugment."""
-    from ganforge.networks.dcgan import DCGANDiscriminator
-
+def spy_on_judging(monkeypatch, discriminator: type) -> tuple[list, list]:
+    """Record every DiffAugment output and every first input of ``discriminator``'s forward."""
     augmented, seen = [], []
-    forward_aug, forward_d = DiffAugment.forward, DCGANDiscriminator.forward
+    forward_aug, forward_d = DiffAugment.forward, discriminator.forward
 
     def spy_aug(self, x):
         out = forward_aug(self, x)
         augmented.append(out)
         return out
 
-    def spy_d(self, x, labels=None):
+    def spy_d(self, x, *rest):
         seen.append(x)
-        return forward_d(self, x, labels)
+        return forward_d(self, x, *rest)
 
     monkeypatch.setattr(DiffAugment, "forward", spy_aug)
-    monkeypatch.setattr(DCGANDiscriminator, "forward", spy_d)
+    monkeypatch.setattr(discriminator, "forward", spy_d)
+    return augmented, seen
+
+
+def test_d_sees_real_and_fake_through_the_same_augmentation(tiny_cfg, monkeypatch):
+    """Every D input in training (D step, G step, R1/R2 penalties) is an output of the one DiffAugment."""
+    from ganforge.networks.dcgan import DCGANDiscriminator
+
+    augmented, seen = spy_on_judging(monkeypatch, DCGANDiscriminator)
     train(
         tiny_cfg(
             [
@@ -196,3 +202,60 @@ def test_ada_p_is_logged_and_checkpointed(tiny_cfg):
     assert len(logged) == 2 and all(0.0 <= p <= 1.0 for p in logged) and logged[0] in (0.0, 1.0)
     state = load_checkpoint(f"{cfg.paths.output_dir}/checkpoints/last.ckpt")["state_dict"]
     assert state["augment.p"].item() == pytest.approx(logged[-1])
+
+
+@pytest.mark.parametrize(
+    ("scheme", "extra", "calls_per_batch"),
+    [
+        # D step: real B + translated B; G step: translated B
+        ("cut", ["loss.nce_layers=[input,down1,down2,block1]"], 3),
+        # G step: G(A) by D_B + F(B) by D_A; D step: real and pooled for each of the two
+        ("cyclegan", [], 6),
+    ],
+)
+def test_unpaired_translation_judges_every_image_through_the_augmentation(
+    tiny_cfg, monkeypatch, scheme, extra, calls_per_batch
+):
+    """With augment=diffaugment every image a translation discriminator sees, real, translated or
+    pooled, in D's and G's steps, is an output of the one DiffAugment."""
+    from ganforge.networks.patchgan import PatchDiscriminator
+
+    augmented, seen = spy_on_judging(monkeypatch, PatchDiscriminator)
+    overrides = [
+        f"model={scheme}",
+        f"loss={scheme}",
+        "augment=diffaugment",
+        *TINY_UNPAIRED,
+        "trainer.limit_val_batches=0",
+        *extra,
+    ]
+    metrics = train(tiny_cfg(overrides))
+    assert torch.isfinite(torch.tensor([metrics["train/g_loss"], metrics["train/d_loss"]])).all()
+    assert len(seen) == 2 * calls_per_batch  # two batches
+    assert all(any(x is a for a in augmented) for x in seen)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["model=pix2pix", "loss=pix2pix", "data=edges2photos", "augment=diffaugment"],
+            "judges \\(A, B\\) pairs",
+        ),
+        (["model=cyclegan", "loss=cyclegan", "data=digits2mnist", "augment=ada"], "use augment=diffaugment"),
+    ],
+)
+def test_augmentations_a_translation_scheme_cannot_use_are_refused(tiny_cfg, overrides, message):
+    from ganforge.train import build_module
+
+    with pytest.raises(ConfigError, match=message):
+        build_module(tiny_cfg(overrides), None)
+
+
+def test_ada_at_a_fixed_probability_serves_translation(tiny_cfg):
+    from ganforge.train import build_module
+
+    cfg = tiny_cfg(
+        ["model=cut", "loss=cut", "data=digits2mnist", "augment=ada", "model.augment.adaptive=false"]
+    )
+    assert isinstance(build_module(cfg, None).augment, AdaptiveAugment)

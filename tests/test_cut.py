@@ -26,20 +26,12 @@ from ganforge.train import build_module, train
 from ganforge.translate import main as translate_main
 from ganforge.translate import translate_files
 from ganforge.utils.checkpoint import load_checkpoint
+from tests.conftest import TINY_UNPAIRED
 
 TINY_CUT = [
-    "data=digits2mnist",
-    "data.img_size=16",
-    "data.load_size=16",
-    "model.generator.width=4",
-    "model.generator.n_blocks=1",
-    "model.discriminator.width=4",
-    "model.discriminator.n_layers=2",  # a 16 px image leaves 1x1 maps after three stride-2 layers
+    *TINY_UNPAIRED,
     "loss.nce_layers=[input,down1,down2,block1]",  # one residual block: no block5
     "loss.num_patches=16",
-    "optimizer=adam_linear_decay",
-    "callbacks=image2image",
-    "callbacks.panels.n_images=2",
 ]
 
 

@@ -35,7 +35,7 @@ class CUTModule(TranslationScheme):
         optimizer: see :class:`~ganforge.modules.scheme.TrainingScheme`.
         head_width: units of the PatchNCE projection heads (the paper's ``netF_nc``: 256).
         max_iters: stop after this many training batches; ``None`` = no limit.
-        channels_last, compile: the speed switches (see :class:`TranslationScheme`).
+        channels_last, compile, ema_decay, augment: see :class:`TranslationScheme`.
     """
 
     scheme = "cut"
@@ -51,6 +51,7 @@ class CUTModule(TranslationScheme):
         channels_last: bool = False,
         compile: bool | str = False,
         ema_decay: float | None = None,
+        augment: nn.Module | None = None,
     ):
         if not isinstance(loss, CUTObjective):
             raise ConfigError(
@@ -66,7 +67,12 @@ class CUTModule(TranslationScheme):
                 "model=cut / model=fastcut cannot combine model.compile with model.channels_last: the compiled "
                 "PatchNCE backward fails on channels-last strides; use one of them"
             )
-        switches = {"channels_last": channels_last, "compile": compile, "ema_decay": ema_decay}
+        switches = {
+            "channels_last": channels_last,
+            "compile": compile,
+            "ema_decay": ema_decay,
+            "augment": augment,
+        }
         super().__init__(generator, discriminator, loss, optimizer, max_iters=max_iters, **switches)
         try:
             channels = [generator.feature_channels(name) for name in loss.nce_layers]
@@ -116,7 +122,9 @@ class CUTModule(TranslationScheme):
 
         # Discriminator first on the detached translation, then the generator, as in CUT's code.
         self.toggle_optimizer(opt_d)
-        d_loss = obj.d_loss(self.discriminator(real_b), self.discriminator(fake_b.detach()))
+        d_loss = obj.d_loss(
+            self.judge(self.discriminator, real_b), self.judge(self.discriminator, fake_b.detach())
+        )
         self.step_optimizer(opt_d, d_loss)
         self.untoggle_optimizer(opt_d)
 
@@ -124,7 +132,7 @@ class CUTModule(TranslationScheme):
         logs: dict[str, torch.Tensor] = {}
         g_loss = fake_b.new_zeros(())
         if obj.lambda_gan > 0:
-            g_adv = obj.g_loss(self.discriminator(fake_b))
+            g_adv = obj.g_loss(self.judge(self.discriminator, fake_b))
             g_loss = g_loss + obj.lambda_gan * g_adv
             logs["train/g_adv"] = g_adv.detach()
         if use_nce:

@@ -33,7 +33,7 @@ class CycleGANModule(TranslationScheme):
         optimizer: see :class:`~ganforge.modules.scheme.TrainingScheme`.
         pool_size: generated images kept for the discriminators (CycleGAN: 50; 0 disables).
         max_iters: stop after this many training batches; ``None`` = no limit.
-        channels_last, compile: the speed switches (see :class:`TranslationScheme`).
+        channels_last, compile, ema_decay, augment: see :class:`TranslationScheme`.
     """
 
     scheme = "cyclegan"
@@ -52,8 +52,14 @@ class CycleGANModule(TranslationScheme):
         channels_last: bool = False,
         compile: bool | str = False,
         ema_decay: float | None = None,
+        augment: nn.Module | None = None,
     ):
-        switches = {"channels_last": channels_last, "compile": compile, "ema_decay": ema_decay}
+        switches = {
+            "channels_last": channels_last,
+            "compile": compile,
+            "ema_decay": ema_decay,
+            "augment": augment,
+        }
         super().__init__(generator, discriminator, loss, optimizer, max_iters=max_iters, **switches)
         self.generator_ba, self.discriminator_a = generator_ba, discriminator_a
         self.build_ema()  # the B -> A average, now that its translator exists
@@ -92,7 +98,8 @@ class CycleGANModule(TranslationScheme):
         # Generators first (D frozen by toggle_optimizer), then the discriminators, as in the reference code.
         self.toggle_optimizer(opt_g)
         fake_b, fake_a = g_ab(real_a), g_ba(real_b)
-        g_adv = obj.g_loss(d_b(fake_b)) + obj.g_loss(d_a(fake_a))
+        judge = self.judge
+        g_adv = obj.g_loss(judge(d_b, fake_b)) + obj.g_loss(judge(d_a, fake_a))
         cyc = cycle_loss(real_a, g_ba(fake_b)) + cycle_loss(real_b, g_ab(fake_a))
         g_loss = g_adv + obj.lambda_cycle * cyc
         logs = {"train/g_adv": g_adv.detach(), "train/cycle": cyc.detach()}
@@ -106,8 +113,8 @@ class CycleGANModule(TranslationScheme):
 
         pooled_b, pooled_a = self.pool_b.query(fake_b), self.pool_a.query(fake_a)
         self.toggle_optimizer(opt_d)
-        d_loss_b = obj.d_loss(d_b(real_b), d_b(pooled_b))
-        d_loss_a = obj.d_loss(d_a(real_a), d_a(pooled_a))
+        d_loss_b = obj.d_loss(judge(d_b, real_b), judge(d_b, pooled_b))
+        d_loss_a = obj.d_loss(judge(d_a, real_a), judge(d_a, pooled_a))
         self.step_optimizer(opt_d, d_loss_a + d_loss_b)
         self.untoggle_optimizer(opt_d)
         logs.update({"train/d_loss_a": d_loss_a.detach(), "train/d_loss_b": d_loss_b.detach()})

@@ -47,6 +47,9 @@ class TranslationScheme(TrainingScheme):
             2019) with this decay, and translate with it in validation, metrics, panels,
             ``ganforge-translate`` and ``ganforge-export``; ``None`` (the papers) translates with the
             trained weights.
+        augment: a differentiable augmentation (``augment=diffaugment``, or ``augment=ada`` with a fixed
+            ``p``) applied to every image a discriminator sees, real, translated and pooled, in D's and
+            G's steps (unpaired schemes only); ``None`` (the papers) judges images as they are.
     """
 
     paired_data = False  # whether the scheme needs paired A/B images
@@ -63,10 +66,23 @@ class TranslationScheme(TrainingScheme):
         channels_last: bool = False,
         compile: bool | str = False,
         ema_decay: float | None = None,
+        augment: nn.Module | None = None,
     ):
         super().__init__(optimizer, max_iters=max_iters, channels_last=channels_last, compile=compile)
         check_value("model.ema_decay", ema_decay)
+        if augment is not None and self.conditional_discriminator:
+            raise ConfigError(
+                f"augment=... is for unpaired translation: {self.scheme}'s discriminator judges (A, B) pairs, "
+                "which an augmentation drawn per image would misalign; drop augment"
+            )
+        if getattr(augment, "adaptive", False):
+            raise ConfigError(
+                "augment=ada adapts its probability to one discriminator's outputs, which the translation "
+                "schemes do not feed it; use augment=diffaugment, or augment=ada model.augment.adaptive=false "
+                "with a fixed model.augment.p"
+            )
         self.generator, self.discriminator, self.objective = generator, discriminator, loss
+        self.augment = augment
         self.ema_decay = ema_decay
         self.translators_ema: nn.ModuleDict | None = None
         self.build_ema()
@@ -74,6 +90,12 @@ class TranslationScheme(TrainingScheme):
         self._classifier: dict[str, nn.Module] = {}  # outside the state dict: not part of the model
 
     # ----------------------------------------------------------------- what the subclasses set
+    def judge(self, discriminator: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        """``discriminator``'s logits on ``images`` behind the augmentation (``augment=``), if any: the
+        same differentiable augmentation for real, translated and pooled images, in D's and G's steps
+        (DiffAugment, Zhao et al. 2020)."""
+        return discriminator(self.augment(images) if self.augment is not None else images)
+
     def generators(self) -> list[nn.Module]:
         return [self.generator]
 
