@@ -72,14 +72,14 @@ class TranslationScheme(TrainingScheme):
         check_value("model.ema_decay", ema_decay)
         if augment is not None and self.conditional_discriminator:
             raise ConfigError(
-                f"augment=... is for unpaired translation: {self.scheme}'s discriminator judges (A, B) pairs, "
-                "which an augmentation drawn per image would misalign; drop augment"
+                f"model.augment (augment=...) is for unpaired translation: {self.scheme}'s discriminator judges "
+                "(A, B) pairs, which an augmentation drawn per image would misalign; drop augment"
             )
         if getattr(augment, "adaptive", False):
             raise ConfigError(
-                "augment=ada adapts its probability to one discriminator's outputs, which the translation "
-                "schemes do not feed it; use augment=diffaugment, or augment=ada model.augment.adaptive=false "
-                "with a fixed model.augment.p"
+                "model.augment: augment=ada adapts its probability to one discriminator's outputs, which the "
+                "translation schemes do not feed it; use augment=diffaugment, or augment=ada "
+                "model.augment.adaptive=false with a fixed model.augment.p"
             )
         self.generator, self.discriminator, self.objective = generator, discriminator, loss
         self.augment = augment
