@@ -249,3 +249,14 @@ def test_options_of_the_other_kind_are_refused(checkpoint, tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         export_module.main([f"ckpt={checkpoint}", "direction=sideways"])
     assert info.value.code == 2 and "direction must be AtoB or BtoA" in capsys.readouterr().err
+
+
+def test_truncation_is_refused_for_a_generator_without_a_mapping_network(checkpoint, tmp_path):
+    from ganforge.config import ConfigError
+    from ganforge.generate import generate
+
+    with pytest.raises(ConfigError, match="DCGANGenerator has no mapping network"):
+        export_generator(checkpoint, "onnx", tmp_path / "g.onnx", truncation_psi=0.7)
+    assert not (tmp_path / "g.onnx").exists()
+    with pytest.raises(ConfigError, match="DCGANGenerator has no mapping network"):
+        generate(checkpoint, 2, truncation_psi=0.7)

@@ -43,6 +43,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ganforge.modules.gan import check_truncation
 from ganforge.networks.translator_layers import TestTimeDropout
 from ganforge.translate import load_translator
 from ganforge.utils.checkpoint import CheckpointError, checkpoint_config, load_checkpoint, load_submodule
@@ -242,11 +243,8 @@ def _generator_export(
     """The graph, signature, input sets (trace first) and description of a GAN generator."""
     config = checkpoint_config(ckpt)
     generator = load_submodule(ckpt, config["model"]["generator"], "generator_ema" if ema else "generator")
-    if truncation_psi != 1 and not hasattr(generator, "w_avg"):
-        raise ValueError(
-            f"truncation_psi={truncation_psi} needs a generator with a mapping network (model=stylegan2); "
-            f"this checkpoint's {type(generator).__name__} has none"
-        )
+    if truncation_psi != 1:
+        check_truncation(generator, truncation_psi)
     latent_dim = int(config["model"]["latent_dim"])
     num_classes = int(config["model"].get("num_classes") or 0)
     names = ("z", "labels")[: 2 if num_classes else 1]

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ganforge.modules.gan import check_truncation
 from ganforge.utils.checkpoint import CheckpointError, load_generator
 from ganforge.utils.cli import parse_key_values, print_error
 from ganforge.utils.images import image_grid, save_png, save_scatter, to_uint8
@@ -63,11 +64,7 @@ def generate(
     net, config = load_generator(ckpt, ema=ema)
     kwargs = {}
     if float(truncation_psi) != 1:
-        if not hasattr(net, "w_avg"):
-            raise ValueError(
-                f"truncation_psi={truncation_psi} needs a generator with a mapping network (model=stylegan2); "
-                f"the {type(net).__name__} in {ckpt} has none"
-            )
+        check_truncation(net, float(truncation_psi))
         kwargs["truncation_psi"] = float(truncation_psi)
     model_cfg = config["model"]
     num_classes = int(model_cfg.get("num_classes") or 0)
