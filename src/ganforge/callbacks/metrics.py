@@ -31,7 +31,7 @@ from ganforge.metrics.protocol import (
     with_truncation,
     write_json_atomic,
 )
-from ganforge.modules.contract import MetricData, NoiseSampler, Scheme, require
+from ganforge.modules.contract import MetricData, Scheme, require
 from ganforge.utils.instantiate import build
 
 log = logging.getLogger("ganforge")
@@ -80,12 +80,7 @@ class QualityMetrics(Callback):
                 f"FID/KID/IS score images, but data '{datamodule.name}' holds 2-D points "
                 "(scored by the mode metrics: val/modes, val/high_quality, val/kl); use metrics=none"
             )
-        conditional = isinstance(pl_module, NoiseSampler) and pl_module.num_classes > 0
-        if self.evaluator.needs_labels and not conditional:
-            raise ConfigError(
-                f"metrics {self.evaluator.label_metrics()} compare classes and need a conditional model "
-                "(model.num_classes > 0, e.g. model=sngan_cond) on labelled data"
-            )
+        self.evaluator.check_module(pl_module)
         if self.evaluator.extractor.name == "domain" and content != "digits":
             raise ConfigError(
                 f"metrics=domain uses a digit classifier, but data '{datamodule.name}' "

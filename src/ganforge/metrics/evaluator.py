@@ -29,6 +29,7 @@ from ganforge.metrics.features import build_extractor, extractor_class
 from ganforge.metrics.protocol import QUANTIZATION, protocol_record
 from ganforge.metrics.registry import QualityMetric, check_names, registered_metrics, setting_defaults
 from ganforge.utils.images import to_uint8
+from ganforge.validation import ConfigError
 
 
 class MetricEvaluator:
@@ -125,17 +126,28 @@ class MetricEvaluator:
         """``module.metric_fakes`` for this evaluation, each batch with its labels when a metric needs them.
 
         Raises:
-            ValueError: a metric needs labels but the module is not conditional.
+            ConfigError: a metric needs labels but the module is not conditional (:meth:`check_module`).
         """
+        num_classes = self.check_module(module)
         batches = module.metric_fakes(self.n_fake, self.batch_size, self.seed, rank, world_size, datamodule)
         if not self.needs_labels:
             return batches
-        num_classes = int(getattr(module, "num_classes", 0) or 0)
-        if num_classes < 1:
-            raise ValueError(
-                f"{self.label_metrics()} compare classes: the model must be conditional (model.num_classes > 0)"
-            )
         return with_labels(batches, metric_fake_labels(self.n_fake, num_classes, rank, world_size))
+
+    def check_module(self, module: Any) -> int:
+        """The number of classes ``module`` generates; refuses a module that is not conditional when
+        a metric compares classes (the training callback asks before training, ``fakes`` on every use).
+
+        Raises:
+            ConfigError: a metric needs labels and ``module`` has no classes.
+        """
+        num_classes = int(getattr(module, "num_classes", 0) or 0)
+        if self.needs_labels and num_classes < 1:
+            raise ConfigError(
+                f"metrics {self.label_metrics()} compare classes and need a conditional model "
+                "(model.num_classes > 0, e.g. model=sngan_cond) on labelled data"
+            )
+        return num_classes
 
     def label_metrics(self) -> list[str]:
         return [n for n in self.names if self.metrics[n].needs_labels]
