@@ -218,6 +218,18 @@ class InceptionFeatures(FeatureExtractor):
         return features.double(), logits.double()
 
 
+class FidelityEmbedding(FeatureExtractor):
+    """A torch-fidelity extractor that gives one embedding per image and no class logits (DINOv2,
+    CLIP): ``self.net`` maps uint8 RGB images to ``(features,)``."""
+
+    has_logits = False
+
+    def extract(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_uint8(images)
+        (features,) = self.net(_rgb(images))
+        return features.double(), features.new_zeros(features.shape[0], 0, dtype=torch.float64)
+
+
 def dinov2_files(name: str, weights_path: str | Path | None = None) -> tuple[Path, Path]:
     """``(repository folder, weights file)`` of a DINOv2 model: the torch hub cache or ``weights_path``.
 
@@ -248,7 +260,7 @@ def dinov2_files(name: str, weights_path: str | Path | None = None) -> tuple[Pat
     return repo, weights
 
 
-class DinoV2Features(FeatureExtractor):
+class DinoV2Features(FidelityEmbedding):
     """torch-fidelity's DINOv2 extractor around a network built from local files: CLS embeddings.
 
     torch-fidelity 0.4 builds the network only by ``torch.hub.load("facebookresearch/dinov2", ...)``
@@ -260,8 +272,6 @@ class DinoV2Features(FeatureExtractor):
         name: a torch-fidelity DINOv2 name, e.g. ``dinov2-vit-l-14``.
         weights_path: the weights file; ``None`` looks in ``torch.hub.get_dir()/checkpoints``.
     """
-
-    has_logits = False
 
     def __init__(self, name: str = "dinov2-vit-l-14", weights_path: str | Path | None = None):
         super().__init__()
@@ -284,11 +294,6 @@ class DinoV2Features(FeatureExtractor):
         self.net.feature_extractor_internal_dtype = torch.float32
         self.net.model = model.float().requires_grad_(False)
 
-    def extract(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        _check_uint8(images)
-        (features,) = self.net(_rgb(images))
-        return features.double(), features.new_zeros(features.shape[0], 0, dtype=torch.float64)
-
 
 def clip_weights_file(name: str, weights_path: str | Path | None = None) -> Path:
     """Where a CLIP model's TorchScript file is: ``weights_path`` or torch-fidelity's hub cache name.
@@ -308,15 +313,13 @@ def clip_weights_file(name: str, weights_path: str | Path | None = None) -> Path
     )
 
 
-class ClipFeatures(FeatureExtractor):
+class ClipFeatures(FidelityEmbedding):
     """torch-fidelity's CLIP image encoder: the projected image embedding, no logits.
 
     Args:
         name: a torch-fidelity CLIP name, e.g. ``clip-vit-b-32``.
         weights_path: the TorchScript file; ``None`` looks in ``torch.hub.get_dir()/checkpoints``.
     """
-
-    has_logits = False
 
     def __init__(self, name: str = "clip-vit-b-32", weights_path: str | Path | None = None):
         super().__init__()
@@ -331,11 +334,6 @@ class ClipFeatures(FeatureExtractor):
             self.net = FeatureExtractorCLIP(name, ["clip"], feature_extractor_weights_path=str(path))
         self.num_features = int(self.net.model.visual.output_dim)
         self.resize = f"tf1-bilinear-{self.net.resolution}"
-
-    def extract(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        _check_uint8(images)
-        (features,) = self.net(_rgb(images))
-        return features.double(), features.new_zeros(features.shape[0], 0, dtype=torch.float64)
 
 
 def extractor_class(name: str) -> type[FeatureExtractor]:
