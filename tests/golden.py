@@ -4,7 +4,7 @@ Each case composes a real config, shrinks it, trains 4 epochs x 5 batches in flo
 values do not depend on which CPU kernels a machine picks) and returns every iteration's losses
 and a fingerprint of every weight. ``tests/test_golden.py`` compares a run against the values
 stored in ``tests/data/golden.json``; a change that should not alter training (a refactor) must
-keep them to 1e-6. A change that alters training on purpose rewrites them:
+keep them to 1e-6 (a chaotic case, :data:`CHAOTIC_CASES`, for its first iterations). A change that alters training on purpose rewrites them:
 
     python -m tests.golden --record [case ...]
 
@@ -123,29 +123,48 @@ def _run_case(name: str, tmp_path: Path) -> dict:
     return {"losses": recorder.losses, "weights": fingerprint(module.state_dict())}
 
 
-def compare(expected: dict, actual: dict, atol: float = 1e-6, rtol: float = 1e-6) -> list[str]:
-    """Every difference between two ``run_case`` results beyond ``atol + rtol * |expected|``."""
-    problems = []
+# Cases whose float64 trajectory is chaotic: the last-bit differences another CPU's kernels make (a
+# reduction split another way) grow about 10x per iteration. CycleGAN's losses, recorded on an Intel
+# Xeon and run on an AMD EPYC, are 1e-16 apart at iteration 0, 1e-12 at 9 and 3e-7 at 19, and its
+# weights up to 1.7e-4 apart after 20 iterations. Such a case is held to the default tolerance for
+# the iterations named here and to CHAOTIC_TOLERANCE after them and for its weights: a change of
+# behaviour shows in the first iterations, where it is still exact.
+CHAOTIC_CASES = {"cyclegan": 10}  # case: iterations compared at the default tolerance
+CHAOTIC_TOLERANCE = 1e-3
 
-    def close(a: float, b: float) -> bool:
-        return abs(a - b) <= atol + rtol * abs(a)
+
+def compare(
+    expected: dict, actual: dict, atol: float = 1e-6, rtol: float = 1e-6, exact_iterations: int | None = None
+) -> list[str]:
+    """Every difference between two ``run_case`` results beyond ``atol + rtol * |expected|``.
+
+    With ``exact_iterations``, losses after that many iterations and the weights are compared at
+    :data:`CHAOTIC_TOLERANCE` instead (for :data:`CHAOTIC_CASES`).
+    """
+    problems = []
+    loose = exact_iterations is not None
+
+    def close(a: float, b: float, exact: bool = True) -> bool:
+        tol_a, tol_r = (atol, rtol) if exact else (CHAOTIC_TOLERANCE, CHAOTIC_TOLERANCE)
+        return abs(a - b) <= tol_a + tol_r * abs(a)
 
     if len(expected["losses"]) != len(actual["losses"]):
         problems.append(f"{len(actual['losses'])} iterations, expected {len(expected['losses'])}")
     for i, (exp, act) in enumerate(zip(expected["losses"], actual["losses"], strict=False)):
         if set(exp) != set(act):
             problems.append(f"iteration {i}: loss keys {sorted(act)}, expected {sorted(exp)}")
+        exact = not loose or i < exact_iterations
         problems += [
             f"iteration {i}: {k} = {act[k]!r}, expected {exp[k]!r}"
             for k in exp
-            if k in act and not close(exp[k], act[k])
+            if k in act and not close(exp[k], act[k], exact)
         ]
     if set(expected["weights"]) != set(actual["weights"]):
         missing = set(expected["weights"]) ^ set(actual["weights"])
         problems.append(f"weight names differ: {sorted(missing)[:6]}")
     for name, exp in expected["weights"].items():
         act = actual["weights"].get(name)
-        if act is not None and not all(close(e, a) for e, a in zip(exp, act, strict=True)):
+        if act is not None and not all(close(e, a, not loose) for e, a in zip(exp, act, strict=True)):
             problems.append(f"weights {name}: {act}, expected {exp}")
     return problems
 
@@ -166,7 +185,10 @@ def main(argv: list[str] | None = None) -> int:
             stored[name] = result
             print(f"{name}: recorded")
             continue
-        problems = compare(stored[name], result) if name in stored else ["not recorded"]
+        exact = CHAOTIC_CASES.get(name)
+        problems = (
+            compare(stored[name], result, exact_iterations=exact) if name in stored else ["not recorded"]
+        )
         failed += bool(problems)
         print(f"{name}: {'OK' if not problems else 'DIFFERS'}")
         for line in problems[:10]:
