@@ -9,7 +9,7 @@ from PIL import Image
 
 from ganforge.config import ConfigError
 from ganforge.data.aligned import AlignedFolderDataModule
-from ganforge.data.embedded_pairs import Photo2PaintingDataModule, scaled_photo, tiles
+from ganforge.data.embedded_pairs import Edges2PhotosDataModule, Photo2PaintingDataModule, scaled_photo, tiles
 from ganforge.data.painterly import edge_map, painterly
 from ganforge.data.transforms import ImageLoadError
 from ganforge.data.unaligned import UnalignedFolderDataModule
@@ -148,6 +148,40 @@ def test_photo2painting_held_out_pairs_are_the_filter_output():
         Photo2PaintingDataModule(
             train_photos=["coffee"], painting_photos=["chelsea"], held_out_photos=["coffee"]
         )
+
+
+def test_training_photos_are_tiled_at_every_size_and_held_out_ones_at_photo_size():
+    common = {
+        "held_out_photos": ["coffee"],
+        "photo_size": 40,
+        "img_size": 16,
+        "load_size": 16,
+        "batch_size": 2,
+    }
+    args = {"passes": 1, "levels": 4}
+    one = Photo2PaintingDataModule(["chelsea"], train_photos=["astronaut"], painterly=args, **common)
+    many = Photo2PaintingDataModule(
+        ["chelsea"], train_photos=["astronaut"], painterly=args, train_photo_sizes=[40, 56], **common
+    )
+    one.setup(), many.setup()
+    n40 = len(tiles(scaled_photo("astronaut", 40), 16))
+    n56 = len(tiles(scaled_photo("astronaut", 56), 16))
+    assert len(one.train_set.source_a) == n40 and len(many.train_set.source_a) == n40 + n56
+    # the 56 px tiles follow the 40 px ones, and B's are the filter's rendering at that size
+    assert torch.equal(many.train_set.source_a.images[n40], tiles(scaled_photo("astronaut", 56), 16)[0])
+    rendered = tiles(painterly(scaled_photo("chelsea", 56), **args), 16)[0]
+    n40_b = len(tiles(scaled_photo("chelsea", 40), 16))
+    assert torch.allclose(many.train_set.source_b.images[n40_b], rendered, atol=1e-5)
+    # held out: only photo_size, whatever the training sizes
+    assert len(many.val_set) == len(one.val_set) and torch.equal(
+        many.val_set[0]["target"], one.val_set[0]["target"]
+    )
+    # paired data take the sizes too
+    edges = Edges2PhotosDataModule(train_photos=["astronaut"], train_photo_sizes=[40, 56], **common)
+    edges.setup()
+    assert len(edges.train_set) == n40 + n56
+    with pytest.raises(ValueError, match=r"train_photo_sizes \[8\] are below data.load_size=16"):
+        Photo2PaintingDataModule(["chelsea"], train_photos=["astronaut"], train_photo_sizes=[8, 40], **common)
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ where this bound stays at the identity baseline, so will CycleGAN, CUT and FastC
     python experiments/translation_methods/supervised_bound.py --iters 2000 --loss l2
     python experiments/translation_methods/supervised_bound.py --width 8 --blocks 1 --loss l2
     python experiments/translation_methods/supervised_bound.py data.train_photos=[astronaut,rocket]
+    python experiments/translation_methods/supervised_bound.py data.train_photo_sizes=[192,256,320,384,448]
 
 Trailing arguments are config overrides of ``experiment=cut_photo2painting`` (its data settings
 are used: photos, tile and crop sizes, the filter).
@@ -46,8 +47,11 @@ def main() -> None:
     cfg = compose_config(["experiment=cut_photo2painting", *args.overrides])
     data = instantiate(cfg.data)
     tiles = (data.photo_size, data.load_size)
-    photos = rendered_tiles(data.train_photos, *tiles)  # in [-1, 1], as the data module's
-    paintings = rendered_tiles(data.train_photos, *tiles, data.render)  # the same tiles, rendered
+    # Training tiles at every data.train_photo_sizes, in [-1, 1] as the data module's; B = the same tiles, rendered.
+    photos = torch.cat([rendered_tiles(data.train_photos, s, data.load_size) for s in data.train_photo_sizes])
+    paintings = torch.cat(
+        [rendered_tiles(data.train_photos, s, data.load_size, data.render) for s in data.train_photo_sizes]
+    )
     held_photos = resize_batch(
         rendered_tiles(data.held_out_photos, *tiles), data.img_size
     )  # as held-out data

@@ -138,14 +138,26 @@ class PhotoDataModule(TranslationDataModule):
     Args:
         train_photos: photos whose tiles are trained on (domain A; both domains for pairs).
         held_out_photos: photos kept for validation, never trained on.
-        photo_size: short side the photos are scaled to before tiling.
+        photo_size: short side the photos are scaled to before tiling (held-out photos always).
+        train_photo_sizes: short sides the training photos are tiled at, each scale's tiles added to
+            the training set (scale augmentation: more distinct tiles from the same photos);
+            ``None`` = ``[photo_size]``. Held-out photos are tiled at ``photo_size`` only.
         **kwargs: see :class:`TranslationDataModule`.
     """
 
-    def __init__(self, train_photos, held_out_photos, photo_size: int = 256, **kwargs):
+    def __init__(
+        self, train_photos, held_out_photos, photo_size: int = 256, train_photo_sizes=None, **kwargs
+    ):
         super().__init__(**kwargs)
         self.train_photos, self.held_out_photos = list(train_photos), list(held_out_photos)
         self.photo_size = photo_size
+        self.train_photo_sizes = [int(s) for s in (train_photo_sizes or [photo_size])]
+        too_small = [s for s in train_photo_sizes or [] if int(s) < self.load_size]
+        if too_small:
+            raise ValueError(
+                f"data.train_photo_sizes {too_small} are below data.load_size={self.load_size}: "
+                "a photo must be at least one tile"
+            )
         self.check_disjoint(self.train_photos)
 
     def check_disjoint(self, trained) -> None:
@@ -158,7 +170,17 @@ class PhotoDataModule(TranslationDataModule):
         return f"-load{self.load_size}-photo{self.photo_size}-{'+'.join(self.held_out_photos)}"
 
     def _tiles(self, names, render=None) -> torch.Tensor:
+        """Tiles of held-out photos, at ``photo_size``."""
         return match_channels(rendered_tiles(names, self.photo_size, self.load_size, render), self.channels)
+
+    def _train_tiles(self, names, render=None) -> torch.Tensor:
+        """Tiles of training photos at every size of ``train_photo_sizes``, in that order."""
+        return torch.cat(
+            [
+                match_channels(rendered_tiles(names, size, self.load_size, render), self.channels)
+                for size in self.train_photo_sizes
+            ]
+        )
 
 
 class Edges2PhotosDataModule(PhotoDataModule):
@@ -178,13 +200,12 @@ class Edges2PhotosDataModule(PhotoDataModule):
         def edges(photo):
             return edge_map(photo, self.edge_sigma)
 
-        def pairs(names):
-            return TensorPairs(self._tiles(names, edges), self._tiles(names))
-
         args = (self.load_size, self.img_size)
+        train = TensorPairs(self._train_tiles(self.train_photos, edges), self._train_tiles(self.train_photos))
+        held_out = TensorPairs(self._tiles(self.held_out_photos, edges), self._tiles(self.held_out_photos))
         return (
-            PairedDataset(pairs(self.train_photos), *args, self.flip, True),
-            PairedDataset(pairs(self.held_out_photos), *args, False, False),
+            PairedDataset(train, *args, self.flip, True),
+            PairedDataset(held_out, *args, False, False),
         )
 
 
@@ -218,8 +239,8 @@ class Photo2PaintingDataModule(PhotoDataModule):
     def build_sets(self) -> tuple[UnpairedDataset, PairedDataset]:
         args = (self.load_size, self.img_size)
         train = UnpairedDataset(
-            TensorSource(self._tiles(self.train_photos)),
-            TensorSource(self._tiles(self.painting_photos, self.render)),
+            TensorSource(self._train_tiles(self.train_photos)),
+            TensorSource(self._train_tiles(self.painting_photos, self.render)),
             *args,
             self.flip,
             True,
