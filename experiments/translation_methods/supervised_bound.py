@@ -26,7 +26,6 @@ from hydra.utils import instantiate
 
 from ganforge.config import compose_config
 from ganforge.data.base import resize_batch
-from ganforge.data.embedded_pairs import rendered_tiles
 from ganforge.metrics.translation import TargetScores
 from ganforge.networks.resnet_translator import ResnetTranslator
 
@@ -46,16 +45,13 @@ def main() -> None:
     torch.manual_seed(args.seed)
     cfg = compose_config(["experiment=cut_photo2painting", *args.overrides])
     data = instantiate(cfg.data)
-    tiles = (data.photo_size, data.load_size)
-    # Training tiles at every data.train_photo_sizes, in [-1, 1] as the data module's; B = the same tiles, rendered.
-    photos = torch.cat([rendered_tiles(data.train_photos, s, data.load_size) for s in data.train_photo_sizes])
-    paintings = torch.cat(
-        [rendered_tiles(data.train_photos, s, data.load_size, data.render) for s in data.train_photo_sizes]
-    )
-    held_photos = resize_batch(
-        rendered_tiles(data.held_out_photos, *tiles), data.img_size
-    )  # as held-out data
-    held_paintings = resize_batch(rendered_tiles(data.held_out_photos, *tiles, data.render), data.img_size)
+    # The data module's own tiles: training photos at every data.train_photo_sizes, B = the same
+    # tiles rendered by the filter; held-out tiles resized to img_size as the held-out split does.
+    sizes = data.train_photo_sizes
+    photos = data.photo_tiles(data.train_photos, sizes=sizes)
+    paintings = data.photo_tiles(data.train_photos, data.render, sizes)
+    held_photos = resize_batch(data.photo_tiles(data.held_out_photos), data.img_size)
+    held_paintings = resize_batch(data.photo_tiles(data.held_out_photos, data.render), data.img_size)
     print(
         f"{len(photos)} training pairs of {data.load_size} px from {', '.join(data.train_photos)}; "
         f"{len(held_photos)} held-out tiles of {', '.join(data.held_out_photos)}"

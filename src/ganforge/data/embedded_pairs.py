@@ -169,16 +169,14 @@ class PhotoDataModule(TranslationDataModule):
     def settings_id(self) -> str:
         return f"-load{self.load_size}-photo{self.photo_size}-{'+'.join(self.held_out_photos)}"
 
-    def _tiles(self, names, render=None) -> torch.Tensor:
-        """Tiles of held-out photos, at ``photo_size``."""
-        return match_channels(rendered_tiles(names, self.photo_size, self.load_size, render), self.channels)
-
-    def _train_tiles(self, names, render=None) -> torch.Tensor:
-        """Tiles of training photos at every size of ``train_photo_sizes``, in that order."""
+    def photo_tiles(self, names, render=None, sizes=None) -> torch.Tensor:
+        """Tiles of ``load_size`` px of the named photos (each optionally ``render``-ed first), the
+        photos scaled to each short side of ``sizes`` in turn (default ``[photo_size]``, the held-out
+        photos' size; training photos take ``train_photo_sizes``), as ``data.channels`` channels."""
         return torch.cat(
             [
                 match_channels(rendered_tiles(names, size, self.load_size, render), self.channels)
-                for size in self.train_photo_sizes
+                for size in sizes or [self.photo_size]
             ]
         )
 
@@ -201,8 +199,14 @@ class Edges2PhotosDataModule(PhotoDataModule):
             return edge_map(photo, self.edge_sigma)
 
         args = (self.load_size, self.img_size)
-        train = TensorPairs(self._train_tiles(self.train_photos, edges), self._train_tiles(self.train_photos))
-        held_out = TensorPairs(self._tiles(self.held_out_photos, edges), self._tiles(self.held_out_photos))
+        sizes = self.train_photo_sizes
+        train = TensorPairs(
+            self.photo_tiles(self.train_photos, edges, sizes),
+            self.photo_tiles(self.train_photos, sizes=sizes),
+        )
+        held_out = TensorPairs(
+            self.photo_tiles(self.held_out_photos, edges), self.photo_tiles(self.held_out_photos)
+        )
         return (
             PairedDataset(train, *args, self.flip, True),
             PairedDataset(held_out, *args, False, False),
@@ -239,14 +243,14 @@ class Photo2PaintingDataModule(PhotoDataModule):
     def build_sets(self) -> tuple[UnpairedDataset, PairedDataset]:
         args = (self.load_size, self.img_size)
         train = UnpairedDataset(
-            TensorSource(self._train_tiles(self.train_photos)),
-            TensorSource(self._train_tiles(self.painting_photos, self.render)),
+            TensorSource(self.photo_tiles(self.train_photos, sizes=self.train_photo_sizes)),
+            TensorSource(self.photo_tiles(self.painting_photos, self.render, self.train_photo_sizes)),
             *args,
             self.flip,
             True,
         )
         held_out = TensorPairs(
-            self._tiles(self.held_out_photos), self._tiles(self.held_out_photos, self.render)
+            self.photo_tiles(self.held_out_photos), self.photo_tiles(self.held_out_photos, self.render)
         )
         return train, PairedDataset(held_out, *args, False, False)
 
