@@ -277,6 +277,27 @@ def test_trains_with_ada_in_fp32_and_bf16(tiny_cfg, precision):
     assert state["g_regularizers.path_length.pl_mean"] > 0  # path length's running mean is checkpointed
 
 
+@pytest.mark.parametrize("experiment", ["stylegan2_mnist5k", "stylegan2_r3gan_mnist5k"])
+def test_architecture_experiments_drop_path_length_and_train_with_their_loss(tiny_cfg, experiment):
+    small = [
+        "model.generator.channel_base=64",
+        "model.generator.channel_max=8",
+        "++trainer.limit_train_batches=3",
+    ]
+    cfg = tiny_cfg([f"experiment={experiment}", *small, "trainer.limit_val_batches=0"])
+    objective = instantiate(cfg.loss, _convert_="all")
+    relativistic = experiment == "stylegan2_r3gan_mnist5k"
+    assert objective.g_penalties == {}  # cfg=cifar's recipe: no path length
+    assert set(objective.penalties) == ({"r1", "r2"} if relativistic else {"r1"})
+    assert objective.penalties["r1"].weight == 0.5  # gamma = 1 in both
+    assert objective.penalties["r1"].every == (1 if relativistic else 16)
+    assert objective.g_needs_real is relativistic
+    metrics = train(cfg)
+    logged = {"train/r1", "train/r2"} if relativistic else {"train/r1"}
+    assert all(math.isfinite(metrics[k]) for k in logged | {"train/d_loss", "train/g_loss"})
+    assert "train/path_length" not in metrics
+
+
 def test_generate_truncates_toward_the_average(checkpoint):
     samples, _ = generate(checkpoint, 4, seed=1, truncation_psi=0.0)
     assert torch.allclose(samples[0], samples[3], atol=1e-6)

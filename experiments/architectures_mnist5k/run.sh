@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Every row of experiments/architectures_mnist5k/README.md: DCGAN, SNGAN and a small StyleGAN2 on
 # mnist5k, seeds 1-3, each stopped by the same wall-clock budget (Lightning's trainer.max_time) on
-# one thread, two runs side by side on the 2-core CPU; StyleGAN2 on Stacked MNIST (seed 1); then
-# the report, the sample mosaic and the truncation sweep of StyleGAN2's seed-1 checkpoint.
+# one thread, two runs side by side on the 2-core CPU; StyleGAN2 on Stacked MNIST (seed 1); the
+# StyleGAN2 with R3GAN's loss (seeds 1-3 and Stacked MNIST) at its own, longer budget; then the
+# reports, the sample mosaic and the truncation sweeps of the StyleGAN2s' seed-1 checkpoints.
 # From the repository root:
 #   nohup bash experiments/architectures_mnist5k/run.sh > outputs/architectures_mnist5k.log 2>&1 &
 # LANE=1 or LANE=2 runs one half only; LANE1/LANE2 ("experiment:seed ...") change a half's runs;
-# LANE=report only reports; BUDGET=DD:HH:MM:SS changes the budget.
+# LANE=report only reports; BUDGET=DD:HH:MM:SS changes the budget (R3_BUDGET the R3GAN-loss rows').
 set -euo pipefail
 TRAIN="${TRAIN:-ganforge-train}"
 REPORT="${REPORT:-ganforge-report}"
@@ -14,26 +15,34 @@ PYTHON="${PYTHON:-python}"  # the environment ganforge is installed in (make set
 OUT="${OUT:-outputs/architectures_mnist5k}"
 STACKED="${STACKED:-outputs/architectures_stacked_mnist}"
 BUDGET="${BUDGET:-00:00:05:00}"   # training wall-clock per run; evaluations during training count in it
+R3_OUT="${R3_OUT:-outputs/architectures_mnist5k_r3gan}"           # the R3GAN-loss rows, reported apart
+R3_STACKED="${R3_STACKED:-outputs/architectures_stacked_mnist_r3gan}"
+R3_BUDGET="${R3_BUDGET:-00:00:20:00}"   # R1 + R2 on every D step cost ~0.6 s per iteration: 5 minutes is ~470
 CACHE=outputs/.cache/metrics      # real-data statistics, shared with ganforge-eval's truncation sweep
 HERE=experiments/architectures_mnist5k
-LANE1="${LANE1:-dcgan_mnist5k:1 dcgan_mnist5k:2 dcgan_mnist5k:3 sngan_mnist5k_arch:1 stylegan2_mnist5k:1}"
-LANE2="${LANE2:-sngan_mnist5k_arch:2 sngan_mnist5k_arch:3 stylegan2_mnist5k:2 stylegan2_mnist5k:3 stylegan2_stacked_mnist_arch:1}"
+R3=stylegan2_r3gan
+LANE1="${LANE1:-dcgan_mnist5k:1 dcgan_mnist5k:2 dcgan_mnist5k:3 sngan_mnist5k_arch:1 stylegan2_mnist5k:1 ${R3}_mnist5k:1 ${R3}_mnist5k:3}"
+LANE2="${LANE2:-sngan_mnist5k_arch:2 sngan_mnist5k_arch:3 stylegan2_mnist5k:2 stylegan2_mnist5k:3 stylegan2_stacked_mnist_arch:1 ${R3}_mnist5k:2 ${R3}_stacked_mnist_arch:1}"
 export OMP_NUM_THREADS=1
 
-run() {  # run <experiment> <seed>: one run, stopped by the budget
-  local every
-  case "$1" in  # about 4 evaluations during the budget, plus the final one
+run() {  # run <experiment> <seed>: one run, stopped by its budget
+  local every out="$OUT" stacked="$STACKED" budget="$BUDGET"
+  case "$1" in
+    $R3*) out="$R3_OUT" stacked="$R3_STACKED" budget="$R3_BUDGET" ;;
+  esac
+  case "$1" in  # about 4-6 evaluations during the budget, plus the final one
     dcgan*) every=20 ;;      # ~2,600-4,000 iterations = 37-57 epochs of 70 batches
     sngan*) every=3 ;;       # ~700 iterations = ~10 epochs
-    stylegan2_stacked*)      # no FID (metrics=none): the 26,000-sample mode count at the end
-      $TRAIN "experiment=$1" "seed=$2" "+trainer.max_time=$BUDGET" trainer.max_epochs=100000 model.max_iters=null \
-        "paths.outputs_root=$STACKED" 'callbacks.progress_bar=null'
+    *stacked*)               # no FID (metrics=none): the 26,000-sample mode count at the end
+      $TRAIN "experiment=$1" "seed=$2" "+trainer.max_time=$budget" trainer.max_epochs=100000 model.max_iters=null \
+        "paths.outputs_root=$stacked" 'callbacks.progress_bar=null'
       return ;;
+    $R3*) every=3 ;;         # ~1,750 iterations in 20 minutes = ~12 epochs of 140 batches of 32
     stylegan2*) every=2 ;;   # ~950 iterations = ~7 epochs of 140 batches of 32
   esac
-  $TRAIN "experiment=$1" "seed=$2" "+trainer.max_time=$BUDGET" trainer.max_epochs=100000 model.max_iters=null \
+  $TRAIN "experiment=$1" "seed=$2" "+trainer.max_time=$budget" trainer.max_epochs=100000 model.max_iters=null \
     'metrics.names=[fid,kid,pr,dc]' "metrics.every_n_epochs=$every" "metrics.cache_dir=$CACHE" \
-    "paths.outputs_root=$OUT" 'callbacks.progress_bar=null'
+    "paths.outputs_root=$out" 'callbacks.progress_bar=null'
 }
 
 lane() { for item in "$@"; do run "${item%:*}" "${item#*:}"; done; }
@@ -49,7 +58,15 @@ $REPORT "$OUT" out="$OUT/report" \
   readme="$HERE/README.md"
 cp "$OUT/report/samples_mosaic.png" "$HERE/samples_mosaic.png"
 "$PYTHON" "$HERE/budget.py" "$OUT" "$STACKED"   # iterations and images per run, Stacked MNIST modes
-seed1=$(dirname "$(grep -l '^seed: 1$' "$OUT"/stylegan2_mnist5k/*/config.yaml | head -1)")
-"$PYTHON" -m ganforge.reporting.truncation "ckpt=$seed1/checkpoints/last.ckpt" out="${OUT}_truncation" cache_dir="$CACHE"
-cp "${OUT}_truncation/truncation.png" "$HERE/truncation.png"
+$REPORT "$R3_OUT" out="$R3_OUT/report" \
+  metrics='val/fid,val/kid_mean,val/precision,val/recall,val/density,val/coverage,perf/sec_per_iter,params/*'
+"$PYTHON" "$HERE/budget.py" "$R3_OUT" "$R3_STACKED"
+truncation() {  # truncation <runs folder> <experiment> <picture>: the psi sweep of its seed-1 checkpoint
+  local seed1
+  seed1=$(dirname "$(grep -l '^seed: 1$' "$1/$2"/*/config.yaml | head -1)")
+  "$PYTHON" -m ganforge.reporting.truncation "ckpt=$seed1/checkpoints/last.ckpt" out="$1_truncation" cache_dir="$CACHE"
+  cp "$1_truncation/truncation.png" "$HERE/$3"
+}
+truncation "$OUT" stylegan2_mnist5k truncation.png
+truncation "$R3_OUT" ${R3}_mnist5k truncation_r3gan.png
 
