@@ -25,6 +25,7 @@ LONG_STACKED="${LONG_STACKED:-outputs/architectures_stacked_mnist_long}"
 LONG_BUDGET="${LONG_BUDGET:-00:01:00:00}"
 CACHE=outputs/.cache/metrics      # real-data statistics, shared with ganforge-eval's truncation sweep
 HERE=experiments/architectures_mnist5k
+METRICS='val/fid,val/kid_mean,val/precision,val/recall,val/density,val/coverage,perf/sec_per_iter,params/*'   # every report's columns
 R3=stylegan2_r3gan
 LANE1="${LANE1:-dcgan_mnist5k:1 dcgan_mnist5k:2 dcgan_mnist5k:3 sngan_mnist5k_arch:1 stylegan2_mnist5k:1 ${R3}_mnist5k:1 ${R3}_mnist5k:3}"
 LANE2="${LANE2:-sngan_mnist5k_arch:2 sngan_mnist5k_arch:3 stylegan2_mnist5k:2 stylegan2_mnist5k:3 stylegan2_stacked_mnist_arch:1 ${R3}_mnist5k:2 ${R3}_stacked_mnist_arch:1}"
@@ -64,7 +65,7 @@ truncation() {  # truncation <runs folder> <picture>: the psi sweep of StyleGAN2
 if [[ "${LANE:-}" == long ]]; then
   lane stylegan2_mnist5k:1 stylegan2_stacked_mnist_arch:1 & lane stylegan2_mnist5k:2 & wait
   $REPORT "$LONG_OUT" out="$LONG_OUT/report" \
-    metrics='val/fid,val/kid_mean,val/precision,val/recall,val/density,val/coverage,perf/sec_per_iter,params/*'
+    metrics="$METRICS"
   "$PYTHON" "$HERE/budget.py" "$LONG_OUT" "$LONG_STACKED"
   truncation "$LONG_OUT" truncation_long.png
   exit 0
@@ -77,12 +78,12 @@ case "${LANE:-both}" in
   *) lane $LANE1 & lane $LANE2 & wait ;;
 esac
 $REPORT "$OUT" out="$OUT/report" \
-  metrics='val/fid,val/kid_mean,val/precision,val/recall,val/density,val/coverage,perf/sec_per_iter,params/*' \
+  metrics="$METRICS" \
   readme="$HERE/README.md"
 cp "$OUT/report/samples_mosaic.png" "$HERE/samples_mosaic.png"
 "$PYTHON" "$HERE/budget.py" "$OUT" "$STACKED"   # iterations and images per run, Stacked MNIST modes
 $REPORT "$R3_OUT" out="$R3_OUT/report" \
-  metrics='val/fid,val/kid_mean,val/precision,val/recall,val/density,val/coverage,perf/sec_per_iter,params/*'
+  metrics="$METRICS"
 "$PYTHON" "$HERE/budget.py" "$R3_OUT" "$R3_STACKED"
 truncation "$OUT" truncation.png
 
