@@ -166,6 +166,30 @@ def test_antialiased_translator_keeps_sizes_and_names_its_feature_points():
         net.encode(x, ["block9"])
 
 
+@pytest.mark.parametrize("antialias", [True, False])
+def test_translator_without_downsampling_runs_its_blocks_at_full_resolution(antialias):
+    torch.manual_seed(0)
+    net = ResnetTranslator(3, width=4, n_blocks=2, antialias=antialias, n_downsampling=0, residual=True)
+    x = torch.rand(1, 3, 7, 9) * 2 - 1  # any size: nothing to halve
+    assert net.size_multiple == 1 and net(x).shape == x.shape
+    assert list(net.feature_points) == ["input", "block1", "block2"]
+    assert [tuple(f.shape[1:]) for f in net.encode(x, ["block1", "block2"])] == [(4, 7, 9)] * 2
+    with pytest.raises(ValueError, match="unknown feature point 'down1'.*valid: input, block1, block2"):
+        net.encode(x, ["down1"])
+    # one output pixel depends on a window of the input (no instance norm here: its statistics
+    # span the image): 7x7 stem + 2 blocks of two 3x3 convolutions + the 7x7 last layer = 21 pixels
+    local = ResnetTranslator(3, width=4, n_blocks=2, norm="none", n_downsampling=0, residual=True)
+    local.residual.layer.weight.data.normal_()  # the zero-initialised last layer would pass no gradient
+    x = (torch.rand(1, 3, 32, 32) * 2 - 1).mul(0.5).requires_grad_()
+    local(x)[0, :, 16, 16].sum().backward()
+    touched = x.grad[0].abs().sum(0).nonzero()
+    assert touched.min(0).values.tolist() == [6, 6] and touched.max(0).values.tolist() == [26, 26]
+    one = ResnetTranslator(3, width=4, n_blocks=1, n_downsampling=1)
+    assert one.size_multiple == 2 and list(one.feature_points)[:3] == ["input", "down1", "block1"]
+    with pytest.raises(ValueError, match="n_downsampling must be >= 0"):
+        ResnetTranslator(3, n_downsampling=-1)
+
+
 def test_cut_and_fastcut_configs_compose(tiny_cfg):
     for name, lambda_nce, identity, flip in (("cut", 1.0, True, False), ("fastcut", 10.0, False, True)):
         module = build_module(tiny_cfg([f"model={name}", f"loss={name}", "data=digits2mnist"]), None)
@@ -175,6 +199,20 @@ def test_cut_and_fastcut_configs_compose(tiny_cfg):
         assert (obj.lambda_gan, obj.num_patches, obj.temperature, obj.gan_mode) == (1.0, 256, 0.07, "lsgan")
         assert obj.nce_layers == ["input", "down1", "down2", "block1", "block5"]
         assert module.heads.mlps[0][0].out_features == 256
+    full = build_module(
+        tiny_cfg(
+            [
+                "model=cut",
+                "loss=cut",
+                "data=digits2mnist",
+                "model.generator.n_downsampling=0",
+                "loss.nce_layers=[input,block1,block5]",
+            ]
+        ),
+        None,
+    )
+    width = full.generator.net[1].out_channels  # the 7x7 stem's
+    assert [mlp[0].in_features for mlp in full.heads.mlps] == [1, width, width]  # no doubling: no halving
 
 
 @pytest.mark.parametrize(
@@ -183,6 +221,7 @@ def test_cut_and_fastcut_configs_compose(tiny_cfg):
         (["loss=cyclegan"], "model=cut / model=fastcut needs loss=cut or loss=fastcut"),
         (["loss=cut", "loss.nce_layers=[input,block12]"], "loss.nce_layers: unknown feature point 'block12'"),
         (["loss=cut", "+loss.lambda_cycle=10"], "loss.lambda_cycle has no part in CUT"),
+        (["loss=cut", "model.generator.n_downsampling=0"], "loss.nce_layers: unknown feature point 'down1'"),
         (["loss=cut", "model.compile=aot_eager", "model.channels_last=true"], "cannot combine model.compile"),
     ],
 )

@@ -11,6 +11,7 @@ where this bound stays at the identity baseline, so will CycleGAN, CUT and FastC
     python experiments/translation_methods/supervised_bound.py --width 8 --blocks 1 --loss l2
     python experiments/translation_methods/supervised_bound.py data.train_photos=[astronaut,rocket]
     python experiments/translation_methods/supervised_bound.py data.train_photo_sizes=[192,256,320,384,448]
+    python experiments/translation_methods/supervised_bound.py --n-downsampling 0   # blocks at full size
 
 Trailing arguments are config overrides of ``experiment=cut_photo2painting`` (its data settings
 are used: photos, tile and crop sizes, the filter).
@@ -36,6 +37,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8, help="pairs per batch (the experiments': 8)")
     parser.add_argument("--width", type=int, default=16, help="translator width (the experiments': 16)")
     parser.add_argument("--blocks", type=int, default=6, help="residual blocks (the experiments': 6)")
+    parser.add_argument(
+        "--n-downsampling",
+        type=int,
+        default=2,
+        help="halvings before the blocks (the experiments': 2; 0 = full size)",
+    )
     parser.add_argument("--loss", choices=("l1", "l2"), default="l1")
     parser.add_argument("--lr", type=float, default=2e-4, help="Adam, betas (0.5, 0.999) as the experiments")
     parser.add_argument("--seed", type=int, default=0)
@@ -57,7 +64,9 @@ def main() -> None:
         f"{len(held_photos)} held-out tiles of {', '.join(data.held_out_photos)}"
     )
 
-    net = ResnetTranslator(3, args.width, args.blocks, antialias=True, residual=True)
+    net = ResnetTranslator(
+        3, args.width, args.blocks, antialias=True, residual=True, n_downsampling=args.n_downsampling
+    )
     opt = torch.optim.Adam(net.parameters(), args.lr, betas=(0.5, 0.999))
     crop, margin = data.img_size, data.load_size - data.img_size + 1
     best, start = None, time.time()

@@ -377,8 +377,10 @@ def describe(result: dict[str, Any], atol: float) -> str:
     else:
         (h1, w1), (h2, w2) = result["sizes"]
         dynamic = ", ".join(result["dynamic"])
-        if "height" in result["dynamic"]:
+        if "height" in result["dynamic"] and result["size_multiple"] > 1:
             dynamic += f" (sides: multiples of {result['size_multiple']})"
+        elif "height" in result["dynamic"]:
+            dynamic += " (any sides)"
         else:
             dynamic += f"; size fixed at {h1}x{w1}"
         what = f"translator {result['direction']}, images in and out, dynamic: {dynamic}"

@@ -3,7 +3,9 @@
 After Johnson et al. 2016 ("Perceptual Losses for Real-Time Style Transfer"): a 7x7
 convolution, two stride-2 downsamplings, ``n_blocks`` residual blocks (6 for 128 px,
 9 for 256 px in the paper), two transposed-convolution upsamplings and a 7x7 convolution
-to ``tanh`` outputs. Fully convolutional: any input whose sides are multiples of
+to ``tanh`` outputs. ``n_downsampling`` (2 in the papers) sets how many halvings precede the
+blocks; 0 runs them at the input's resolution, so the output can change single pixels (edges,
+texture) instead of passing every change through a bottleneck at 1/4 of the size. Fully convolutional: any input whose sides are multiples of
 :attr:`ResnetTranslator.size_multiple` comes out at the same size.
 
 ``antialias=True`` builds the generator of the CUT code (Park et al. 2020, after Zhang 2019,
@@ -105,15 +107,16 @@ class ResnetTranslator(nn.Module):
             ``False`` is CycleGAN's strided and transposed convolutions.
         residual: predict a change to the input instead of the image (:class:`InputResidual`:
             ``clamp(x + change)``, starting as the identity); ``False`` is the paper's ``tanh``.
+        n_downsampling: halvings before the residual blocks, each doubling the width (2 in the
+            papers; 0 keeps the blocks at full resolution, at ``width`` channels).
 
     Feature points (:meth:`encode`): ``input`` is the reflect-padded input image (the output of
     the first layer), ``down1`` / ``down2`` the outputs of the first / second downsampling
     convolution (before its norm; at 1/2 and 1/4 of the input size, or at 1 and 1/2 with
-    ``antialias``, where the blur pooling follows), ``block1`` ... ``block<n_blocks>`` the outputs
-    of the residual blocks (at 1/4 of the input size).
+    ``antialias``, where the blur pooling follows; only as many as ``n_downsampling``),
+    ``block1`` ... ``block<n_blocks>`` the outputs of the residual blocks (at
+    1 / 2**n_downsampling of the input size).
     """
-
-    size_multiple = 4  # two stride-2 downsamplings
 
     def __init__(
         self,
@@ -126,10 +129,14 @@ class ResnetTranslator(nn.Module):
         norm_affine: bool = False,
         antialias: bool = False,
         residual: bool = False,
+        n_downsampling: int = 2,
     ):
         super().__init__()
         if n_blocks < 0:
             raise ValueError(f"n_blocks must be >= 0; got {n_blocks}")
+        if n_downsampling < 0:
+            raise ValueError(f"n_downsampling must be >= 0; got {n_downsampling}")
+        self.size_multiple = 2**n_downsampling  # input sides must divide evenly by every halving
         bias = uses_bias(norm)
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
@@ -140,7 +147,7 @@ class ResnetTranslator(nn.Module):
         self.feature_points: dict[str, int] = {"input": 0}
         self._feature_channels: dict[str, int] = {"input": channels}
         ch = width
-        for level in (1, 2):
+        for level in range(1, n_downsampling + 1):
             self.feature_points[f"down{level}"] = len(layers)
             self._feature_channels[f"down{level}"] = ch * 2
             stride = 1 if antialias else 2
@@ -154,7 +161,7 @@ class ResnetTranslator(nn.Module):
             self.feature_points[f"block{block}"] = len(layers)
             self._feature_channels[f"block{block}"] = ch
             layers.append(ResidualBlock(ch, norm, dropout, norm_affine))
-        for _ in range(2):
+        for _ in range(n_downsampling):
             if antialias:
                 layers += [BlurUpsample(ch), nn.Conv2d(ch, ch // 2, 3, padding=1, bias=bias)]
             else:
