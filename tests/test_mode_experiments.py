@@ -58,6 +58,7 @@ def test_stacked_mnist_experiment_trains_packed_dcgan_and_counts_modes(tiny_cfg,
     metrics = train(cfg)
     assert np.isfinite(metrics["train/d_loss"])
     assert 1 <= metrics["val/modes"] <= 200 and 0 <= metrics["val/kl"] <= np.log(1000) + 1e-6
+    assert 1 <= metrics["val/modes_if_independent"] <= 200  # at most one triple per sample either way
     assert (tmp_path / "run/samples/epoch_0000.png").is_file()
 
 

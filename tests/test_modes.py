@@ -9,7 +9,14 @@ import torch
 
 from ganforge.data.mixtures import MixtureDataModule, grid25_modes, ring8_modes
 from ganforge.data.stacked_mnist import StackedMNISTDataModule
-from ganforge.metrics.modes import kl_to_uniform, mode_stats, stacked_labels, stacked_mnist_modes
+from ganforge.metrics.modes import (
+    digit_frequencies,
+    kl_to_uniform,
+    mode_stats,
+    modes_if_independent,
+    stacked_labels,
+    stacked_mnist_modes,
+)
 
 
 def test_mixture_modes_are_pacgans():
@@ -72,6 +79,23 @@ def test_stacked_mnist_mode_counting_on_constructed_stacks():
     assert stats["kl"] == pytest.approx(expected)
     assert stacked_mnist_modes(torch.arange(1000))["kl"] == pytest.approx(0.0)
     assert stacked_mnist_modes(torch.full((26,), 5)) == {"modes": 1.0, "kl": pytest.approx(math.log(1000))}
+
+
+def test_per_channel_digit_frequencies_and_the_count_they_alone_would_give():
+    digits = torch.tensor([[1, 2, 3], [1, 2, 3], [9, 9, 9], [0, 0, 7]])
+    freq = digit_frequencies(digits)
+    assert freq.shape == (3, 10) and torch.allclose(freq.sum(1), torch.ones(3, dtype=freq.dtype))
+    assert freq[0, 1] == 0.5 and freq[2, 7] == 0.25 and freq[1, 5] == 0
+    uniform = torch.full((3, 10), 0.1)
+    # every triple has p = 1e-3: 1,000 * (1 - 0.999^n)
+    assert modes_if_independent(uniform, 26_000) == pytest.approx(1000 * (1 - 0.999**26_000))
+    assert modes_if_independent(uniform, 1) == pytest.approx(1.0)  # one draw, one triple
+    # digit 0 drawn by no channel: only the 9^3 triples without a 0 can be drawn
+    skewed = torch.full((3, 10), 1 / 9).index_fill_(1, torch.tensor([0]), 0.0)
+    assert modes_if_independent(skewed, 10**7) == pytest.approx(729.0)
+    # one channel always draws a 4: 100 triples
+    one = torch.zeros(10).index_fill_(0, torch.tensor([4]), 1.0)
+    assert modes_if_independent(torch.stack([one, uniform[0], uniform[0]]), 10**6) == pytest.approx(100.0)
 
 
 @pytest.mark.parametrize("mixture", ["ring8", "grid25"])

@@ -10,6 +10,9 @@ the uniform distribution over the K modes.
 
 Stacked MNIST (Metz et al. 2017; Srivastava et al. 2017) counts the 1,000 digit triples the
 classifier reads in the three channels, with KL between their histogram and the uniform one.
+:func:`digit_frequencies` and :func:`modes_if_independent` tell the two ways of missing triples
+apart: channels that draw some digits rarely (the count expected from the per-channel
+frequencies alone is low too) or channels that depend on each other (it is not).
 """
 
 from __future__ import annotations
@@ -91,3 +94,19 @@ def stacked_mnist_modes(labels: torch.Tensor, num_modes: int = 1000) -> dict[str
 def stacked_labels(digits: torch.Tensor) -> torch.Tensor:
     """Mode ids ``100 d1 + 10 d2 + d3`` from per-channel digits ``(N, 3)``."""
     return digits[:, 0] * 100 + digits[:, 1] * 10 + digits[:, 2]
+
+
+def digit_frequencies(digits: torch.Tensor, num_classes: int = 10) -> torch.Tensor:
+    """``(C, num_classes)`` frequency of each digit per channel, from per-channel digits ``(N, C)``."""
+    counts = torch.stack([torch.bincount(d.long(), minlength=num_classes) for d in digits.T])
+    return counts.double() / len(digits)
+
+
+def modes_if_independent(frequencies: torch.Tensor, n: int) -> float:
+    """Triples expected to be drawn at least once in ``n`` samples if the channels were
+    independent with these per-channel digit ``frequencies`` (``(C, 10)``, each row summing to 1):
+    the sum over triples of ``1 - (1 - p)^n``, ``p`` the product of the channels' frequencies."""
+    joint = frequencies[0]
+    for row in frequencies[1:]:
+        joint = (joint[..., None] * row).flatten()
+    return float((1 - (1 - joint.double()) ** n).sum())
