@@ -23,9 +23,8 @@ import argparse
 import time
 
 import torch
-from hydra.utils import instantiate
+from photo_tiles import add_common_arguments, training_tiles
 
-from ganforge.config import compose_config
 from ganforge.data.base import resize_batch
 from ganforge.metrics.translation import TargetScores
 from ganforge.networks.resnet_translator import ResnetTranslator
@@ -44,19 +43,12 @@ def main() -> None:
         help="halvings before the blocks (the experiments': 2; 0 = full size)",
     )
     parser.add_argument("--loss", choices=("l1", "l2"), default="l1")
-    parser.add_argument("--lr", type=float, default=2e-4, help="Adam, betas (0.5, 0.999) as the experiments")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("overrides", nargs="*", help="config overrides, e.g. data.train_photos=[...]")
+    add_common_arguments(parser)
     args = parser.parse_args()
 
-    torch.manual_seed(args.seed)
-    cfg = compose_config(["experiment=cut_photo2painting", *args.overrides])
-    data = instantiate(cfg.data)
     # The data module's own tiles: training photos at every data.train_photo_sizes, B = the same
     # tiles rendered by the filter; held-out tiles resized to img_size as the held-out split does.
-    sizes = data.train_photo_sizes
-    photos = data.photo_tiles(data.train_photos, sizes=sizes)
-    paintings = data.photo_tiles(data.train_photos, data.render, sizes)
+    data, photos, paintings = training_tiles(args)
     held_photos = resize_batch(data.photo_tiles(data.held_out_photos), data.img_size)
     held_paintings = resize_batch(data.photo_tiles(data.held_out_photos, data.render), data.img_size)
     print(
