@@ -5,8 +5,9 @@ convolution, two stride-2 downsamplings, ``n_blocks`` residual blocks (6 for 128
 9 for 256 px in the paper), two transposed-convolution upsamplings and a 7x7 convolution
 to ``tanh`` outputs. ``n_downsampling`` (2 in the papers) sets how many halvings precede the
 blocks; 0 runs them at the input's resolution, so the output can change single pixels (edges,
-texture) instead of passing every change through a bottleneck at 1/4 of the size. Fully convolutional: any input whose sides are multiples of
-:attr:`ResnetTranslator.size_multiple` comes out at the same size.
+texture) instead of passing every change through a bottleneck at 1/4 of the size. Fully
+convolutional: any input whose sides are multiples of :attr:`ResnetTranslator.size_multiple`
+comes out at the same size.
 
 ``antialias=True`` builds the generator of the CUT code (Park et al. 2020, after Zhang 2019,
 "Making Convolutional Networks Shift-Invariant Again"): each downsampling is a stride-1
