@@ -349,11 +349,10 @@ def _generator_weights(ckpt: Path) -> dict[str, torch.Tensor]:
 @pytest.mark.slow
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    straight = subprocess.run(
-        _train_cmd(tmp_path / "straight", 3), capture_output=True, text=True, env=env, timeout=300
+    straight_log = (tmp_path / "straight.err").open("w")  # a file, not a pipe nobody reads until the end
+    straight = subprocess.Popen(  # alongside the others, one thread each
+        _train_cmd(tmp_path / "straight", 3), stdout=subprocess.DEVNULL, stderr=straight_log, env=env
     )
-    assert straight.returncode == 0, straight.stderr[-2000:]
-
     victim = subprocess.Popen(
         _train_cmd(tmp_path / "killed", 3), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
     )
@@ -376,6 +375,8 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
         timeout=300,
     )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    straight_log.close()
+    assert straight.wait(timeout=300) == 0, (tmp_path / "straight.err").read_text()[-2000:]
     finals = sorted((tmp_path / "killed").glob("crash/*/checkpoints/last.ckpt"))
     assert len(finals) == 2
     expected = _generator_weights(next((tmp_path / "straight").glob("crash/*/checkpoints/last.ckpt")))
