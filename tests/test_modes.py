@@ -16,6 +16,7 @@ from ganforge.metrics.modes import (
     modes_if_independent,
     stacked_labels,
     stacked_mnist_modes,
+    stacked_mnist_stats,
 )
 
 
@@ -96,6 +97,11 @@ def test_per_channel_digit_frequencies_and_the_count_they_alone_would_give():
     # one channel always draws a 4: 100 triples
     one = torch.zeros(10).index_fill_(0, torch.tensor([4]), 1.0)
     assert modes_if_independent(torch.stack([one, uniform[0], uniform[0]]), 10**6) == pytest.approx(100.0)
+    stats = stacked_mnist_stats(digits)  # what training logs: the three numbers of the same digits
+    assert stats == {
+        **stacked_mnist_modes(stacked_labels(digits)),
+        "modes_if_independent": pytest.approx(modes_if_independent(freq, 4)),
+    }
 
 
 @pytest.mark.parametrize("mixture", ["ring8", "grid25"])

@@ -16,13 +16,8 @@ import sys
 
 import torch
 
-from ganforge.metrics.domain import load_digit_classifier, predict_digits
-from ganforge.metrics.modes import (
-    digit_frequencies,
-    modes_if_independent,
-    stacked_labels,
-    stacked_mnist_modes,
-)
+from ganforge.metrics.domain import load_digit_classifier, predict_channel_digits
+from ganforge.metrics.modes import digit_frequencies, stacked_mnist_stats
 from ganforge.utils.checkpoint import load_generator
 
 
@@ -35,15 +30,14 @@ def main() -> None:
     z = torch.randn(n, int(config["model"]["latent_dim"]), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         images = torch.cat([generator(z[i : i + 1000], None).float() for i in range(0, n, 1000)])
-        digits = torch.stack([predict_digits(classifier, images[:, c : c + 1]) for c in range(3)], dim=1)
-    stats = stacked_mnist_modes(stacked_labels(digits))
-    freq = digit_frequencies(digits)
+        digits = predict_channel_digits(classifier, images)
+    stats = stacked_mnist_stats(digits)
     print(f"{n} samples: {stats['modes']:.0f} modes of 1,000, KL {stats['kl']:.3f}")
     print("digit     " + " ".join(f"{d:>5d}" for d in range(10)))
-    for channel, row in zip(("red", "green", "blue"), freq, strict=True):
+    for channel, row in zip(("red", "green", "blue"), digit_frequencies(digits), strict=True):
         print(f"{channel:<9} " + " ".join(f"{f:5.3f}" for f in row.tolist()))
     print(
-        f"modes if the channels were independent with these frequencies: {modes_if_independent(freq, n):.0f}"
+        f"modes if the channels were independent with these frequencies: {stats['modes_if_independent']:.0f}"
     )
 
 

@@ -4,8 +4,9 @@ In a translation run the discriminator must first learn the two domains apart be
 gradient can tell the translator anything. This trains the PatchGAN alone on that task (real:
 the filter's renderings of the training tiles; fake: the untranslated photo tiles), with the
 experiments' LSGAN loss, Adam and batch of 8, and prints every 80 iterations its training loss
-(0.25 is chance) and its accuracy on 300 tiles it never trained on (a quarter of the tiles when there are fewer than 1,200) (mean patch score above or
-below 0.5). The photos and paintings come from different tiles in each batch, as in unpaired
+(0.25 is chance) and its accuracy on tiles it never trained on (300, or a quarter of the tiles
+when there are fewer than 1,200; a tile counts as right when its mean patch score is on the right
+side of 0.5). The photos and paintings come from different tiles in each batch, as in unpaired
 training.
 
     python experiments/translation_methods/discriminator_probe.py                   # width 16, 34x34 patches
@@ -39,7 +40,7 @@ def main() -> None:
 
     data, photos, paintings = training_tiles(args)
     order = torch.randperm(len(photos))
-    n_held = min(300, len(order) // 4)  # a quarter of the experiments' 204 tiles, 300 of the multi-scale ones
+    n_held = min(300, len(order) // 4)  # 32 of the experiments' 128 tiles, 300 of the multi-scale ones
     train, held = order[:-n_held], order[-n_held:]
     print(f"{len(train)} training and {len(held)} held-out tiles of {', '.join(data.train_photos)}")
 

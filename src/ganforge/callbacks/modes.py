@@ -24,13 +24,7 @@ from pytorch_lightning import Callback, LightningModule, Trainer
 
 from ganforge.data.mixtures import MixtureDataModule
 from ganforge.data.stacked_mnist import StackedMNISTDataModule
-from ganforge.metrics.modes import (
-    digit_frequencies,
-    mode_stats,
-    modes_if_independent,
-    stacked_labels,
-    stacked_mnist_modes,
-)
+from ganforge.metrics.modes import mode_stats, stacked_mnist_stats
 from ganforge.modules.contract import NoiseSampler, require
 
 PROTOCOL_SAMPLES = {"mixture": 2_500, "stacked_mnist": 26_000}  # PacGAN's evaluation sizes
@@ -90,16 +84,13 @@ class ModeCoverage(Callback):
         return stats
 
     def _stacked_mnist(self, pl_module: LightningModule) -> dict:
-        from ganforge.metrics.domain import load_digit_classifier, predict_digits
+        from ganforge.metrics.domain import load_digit_classifier, predict_channel_digits
 
         if self._classifier is None:
             self._classifier = load_digit_classifier()
         classifier = self._classifier.to(pl_module.device)
         images = self._sample(pl_module, self.n_samples or PROTOCOL_SAMPLES["stacked_mnist"])
-        digits = torch.stack([predict_digits(classifier, images[:, c : c + 1]) for c in range(3)], dim=1)
-        stats = stacked_mnist_modes(stacked_labels(digits))
-        stats["modes_if_independent"] = modes_if_independent(digit_frequencies(digits), len(digits))
-        return stats
+        return stacked_mnist_stats(predict_channel_digits(classifier, images))
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: NoiseSampler) -> None:
         last_epoch = trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs

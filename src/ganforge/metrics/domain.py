@@ -179,3 +179,9 @@ def predict_digits(model: DigitClassifier, images: torch.Tensor, batch_size: int
         for i in range(0, len(images), batch_size)
     ]
     return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
+
+
+def predict_channel_digits(model: DigitClassifier, images: torch.Tensor) -> torch.Tensor:
+    """``(N, C)`` predicted class of each channel of each image, read one channel at a time
+    (Stacked MNIST's protocol: a digit per colour channel)."""
+    return torch.stack([predict_digits(model, images[:, c : c + 1]) for c in range(images.shape[1])], dim=1)

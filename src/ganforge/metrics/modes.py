@@ -96,6 +96,14 @@ def stacked_labels(digits: torch.Tensor) -> torch.Tensor:
     return digits[:, 0] * 100 + digits[:, 1] * 10 + digits[:, 2]
 
 
+def stacked_mnist_stats(digits: torch.Tensor) -> dict[str, float]:
+    """``modes``, ``kl`` (:func:`stacked_mnist_modes`) and ``modes_if_independent``
+    (:func:`modes_if_independent` of :func:`digit_frequencies`) of per-channel digits ``(N, 3)``."""
+    stats = stacked_mnist_modes(stacked_labels(digits))
+    stats["modes_if_independent"] = modes_if_independent(digit_frequencies(digits), len(digits))
+    return stats
+
+
 def digit_frequencies(digits: torch.Tensor, num_classes: int = 10) -> torch.Tensor:
     """``(C, num_classes)`` frequency of each digit per channel, from per-channel digits ``(N, C)``."""
     counts = torch.stack([torch.bincount(d.long(), minlength=num_classes) for d in digits.T])
