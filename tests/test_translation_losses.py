@@ -80,6 +80,21 @@ def test_patchgan_receptive_field_and_output_grid():
         cond(torch.zeros(1, 1, 32, 32))
 
 
+def test_pixelgan_judges_each_pixel_alone():
+    assert receptive_field(0) == 1
+    d = PatchDiscriminator(channels=3, width=8, n_layers=0, norm="none").eval()
+    x = torch.randn(2, 3, 12, 10)
+    logits = d(x)
+    assert logits.shape == (2, 1, 12, 10)  # one logit per pixel
+    changed = x.clone()
+    changed[:, :, 5, 7] += 1.0
+    moved = (d(changed) - logits).abs().squeeze(1) > 0
+    assert moved[:, 5, 7].all() and moved.sum() == 2  # only the changed pixel's logit moves
+    assert all(m.kernel_size == (1, 1) for m in d.modules() if isinstance(m, torch.nn.Conv2d))
+    with pytest.raises(ValueError, match="n_layers must be >= 0"):
+        PatchDiscriminator(n_layers=-1)
+
+
 def test_generators_are_fully_convolutional():
     resnet = ResnetTranslator(channels=3, width=8, n_blocks=2).eval()
     assert resnet(torch.zeros(1, 3, 20, 36)).shape == (1, 3, 20, 36)

@@ -2,7 +2,9 @@
 
 A stack of 4x4 convolutions that outputs a grid of logits, each judging one overlapping
 patch; with ``n_layers=3`` each logit sees a 70x70 receptive field (the paper's "70x70
-PatchGAN"). For pix2pix the discriminator is conditional: it sees the input and the
+PatchGAN"). ``n_layers=0`` is the paper's 1x1 "PixelGAN" (the reference code's
+``netD=pixel``): three 1x1 convolutions that judge each pixel's colour alone, blind to
+texture and shape. For pix2pix the discriminator is conditional: it sees the input and the
 (real or translated) output concatenated along channels.
 """
 
@@ -15,7 +17,10 @@ from ganforge.networks.translator_layers import init_translator_weights, norm_la
 
 
 def receptive_field(n_layers: int) -> int:
-    """Side of the input patch one output logit sees: 70 for ``n_layers=3``, 34 for 2, 16 for 1."""
+    """Side of the input patch one output logit sees: 70 for ``n_layers=3``, 34 for 2, 16 for 1,
+    1 for 0 (the PixelGAN)."""
+    if n_layers == 0:
+        return 1
     field = 1
     strides = [1, 1] + [2] * n_layers  # listed from the output back to the input
     for stride in strides:
@@ -29,7 +34,7 @@ class PatchDiscriminator(nn.Module):
     Args:
         channels: channels of one image.
         width: ndf, channels of the first layer (64 in the paper), doubled per layer up to 8x.
-        n_layers: stride-2 convolutions (3 gives the 70x70 PatchGAN).
+        n_layers: stride-2 convolutions (3 gives the 70x70 PatchGAN); 0 gives the 1x1 PixelGAN.
         norm: ``instance`` (CycleGAN), ``batch`` (pix2pix) or ``none``.
         conditional: input is ``concat(source, image)`` with ``2 * channels`` channels (pix2pix).
         norm_affine: learned scale and shift in instance norm (see :func:`norm_layer`).
@@ -45,10 +50,24 @@ class PatchDiscriminator(nn.Module):
         norm_affine: bool = False,
     ):
         super().__init__()
+        if n_layers < 0:
+            raise ValueError(f"n_layers must be >= 0 (0 = the 1x1 PixelGAN); got {n_layers}")
         self.conditional = conditional
         bias = uses_bias(norm)
+        in_channels = channels * (2 if conditional else 1)
+        if n_layers == 0:
+            self.net = nn.Sequential(
+                nn.Conv2d(in_channels, width, 1),
+                nn.LeakyReLU(0.2, True),
+                nn.Conv2d(width, width * 2, 1, bias=bias),
+                norm_layer(norm, width * 2, norm_affine),
+                nn.LeakyReLU(0.2, True),
+                nn.Conv2d(width * 2, 1, 1, bias=bias),
+            )
+            init_translator_weights(self)
+            return
         layers: list[nn.Module] = [
-            nn.Conv2d(channels * (2 if conditional else 1), width, 4, stride=2, padding=1),
+            nn.Conv2d(in_channels, width, 4, stride=2, padding=1),
             nn.LeakyReLU(0.2, True),
         ]
         mult = 1
