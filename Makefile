@@ -21,11 +21,16 @@ EXPERIMENT ?= dcgan_mnist5k
 train: $(STAMP)
 	$(BIN)/ganforge-train experiment=$(EXPERIMENT) $(ARGS)
 
+# One pytest worker per core (pytest-xdist), each test file on one worker so that its module
+# fixtures are built once; `make test TEST_WORKERS=0` runs everything in this process.
+TEST_WORKERS ?= auto
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(PYTEST) $(ARGS)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
+	$(PYTEST) -m "not slow" $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

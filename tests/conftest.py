@@ -13,6 +13,15 @@ from ganforge.config import compose_config
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    # One pytest worker per core (`make test`): each worker, and the training processes its tests
+    # start, gets its share of the cores instead of every worker using all of them at once.
+    _threads = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ.setdefault("OMP_NUM_THREADS", str(_threads))
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
 # Overrides that make any generation run take seconds on a CPU.
 TINY = [
     "trainer.accelerator=cpu",

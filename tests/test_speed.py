@@ -113,11 +113,12 @@ def test_compile_gives_the_same_training(tmp_path):
     assert_same_run(eager, compiled, atol=1e-5)
 
 
-# (atol, rel) after three SGD steps: CycleGAN's and pix2pix's weights differ by <= 6e-5 (float
-# rounding of other convolution kernels). CUT's PatchNCE turns the same rounding into larger
+# (atol, rel) after three SGD steps: CycleGAN's and pix2pix's weights differ by <= 6e-5 on two
+# threads and <= 1.5e-4 on one (float rounding of other convolution kernels; the losses agree to
+# 3e-6 relative). CUT's PatchNCE turns the same rounding into larger
 # steps: its heads' biases grow to ~300 in three steps and differ by ~0.06 (2e-4 relative); a
 # layout bug would move every value.
-TOLERANCE = {"cyclegan": (1e-4, 1e-5), "pix2pix": (1e-4, 1e-5), "cut": (1e-2, 1e-3)}
+TOLERANCE = {"cyclegan": (3e-4, 1e-5), "pix2pix": (3e-4, 1e-5), "cut": (1e-2, 1e-3)}
 
 
 @pytest.mark.parametrize("scheme", list(TRANSLATION))
