@@ -25,10 +25,12 @@ kind, size, channels, classes, the count of each split and a digest of the chunk
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +156,22 @@ def plan_splits(
     return "images", splits, classes
 
 
+@contextlib.contextmanager
+def private_chunk_cache():
+    """A folder of this call's own for the chunks LitData stages before uploading them to a remote
+    output (its default, ``$TMPDIR/chunks``, is shared by every ``optimize`` on the machine, so two
+    at once delete each other's chunks); kept when ``DATA_OPTIMIZER_CACHE_FOLDER`` names one."""
+    if os.environ.get("DATA_OPTIMIZER_CACHE_FOLDER"):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="ganforge-prepare-") as folder:
+        os.environ["DATA_OPTIMIZER_CACHE_FOLDER"] = folder
+        try:
+            yield
+        finally:
+            del os.environ["DATA_OPTIMIZER_CACHE_FOLDER"]
+
+
 def prepare(
     input: str | Path,
     out: str,
@@ -210,20 +228,21 @@ def prepare(
     encode = EncodeImage(int(img_size), int(channels), format, storage_options)
     workers = workers or min(os.cpu_count() or 1, 8)
     start_method = start_method or ("fork" if sys.platform == "linux" else None)
-    for split, items in splits.items():
-        optimize(
-            encode,
-            items,
-            output_dir=join(out, split),
-            chunk_bytes=chunk_bytes,
-            num_workers=max(1, min(int(workers), len(items))),
-            reorder_files=False,  # keep the seeded order: the same folder gives the same chunks
-            keep_data_ordered=True,
-            storage_options=storage_options,
-            verbose=progress,
-            start_method=start_method,
-        )
-        check_written(join(out, split), len(items), storage_options)
+    with private_chunk_cache():
+        for split, items in splits.items():
+            optimize(
+                encode,
+                items,
+                output_dir=join(out, split),
+                chunk_bytes=chunk_bytes,
+                num_workers=max(1, min(int(workers), len(items))),
+                reorder_files=False,  # keep the seeded order: the same folder gives the same chunks
+                keep_data_ordered=True,
+                storage_options=storage_options,
+                verbose=progress,
+                start_method=start_method,
+            )
+            check_written(join(out, split), len(items), storage_options)
     manifest = {
         "format_version": FORMAT_VERSION,
         "kind": kind,
