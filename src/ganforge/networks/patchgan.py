@@ -56,30 +56,26 @@ class PatchDiscriminator(nn.Module):
         bias = uses_bias(norm)
         in_channels = channels * (2 if conditional else 1)
         if n_layers == 0:
-            self.net = nn.Sequential(
+            layers: list[nn.Module] = [
                 nn.Conv2d(in_channels, width, 1),
                 nn.LeakyReLU(0.2, True),
                 nn.Conv2d(width, width * 2, 1, bias=bias),
                 norm_layer(norm, width * 2, norm_affine),
                 nn.LeakyReLU(0.2, True),
                 nn.Conv2d(width * 2, 1, 1, bias=bias),
-            )
-            init_translator_weights(self)
-            return
-        layers: list[nn.Module] = [
-            nn.Conv2d(in_channels, width, 4, stride=2, padding=1),
-            nn.LeakyReLU(0.2, True),
-        ]
-        mult = 1
-        for n in range(1, n_layers + 1):
-            prev, mult = mult, min(2**n, 8)
-            stride = 2 if n < n_layers else 1
-            layers += [
-                nn.Conv2d(width * prev, width * mult, 4, stride=stride, padding=1, bias=bias),
-                norm_layer(norm, width * mult, norm_affine),
-                nn.LeakyReLU(0.2, True),
             ]
-        layers += [nn.Conv2d(width * mult, 1, 4, stride=1, padding=1)]
+        else:
+            layers = [nn.Conv2d(in_channels, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+            mult = 1
+            for n in range(1, n_layers + 1):
+                prev, mult = mult, min(2**n, 8)
+                stride = 2 if n < n_layers else 1
+                layers += [
+                    nn.Conv2d(width * prev, width * mult, 4, stride=stride, padding=1, bias=bias),
+                    norm_layer(norm, width * mult, norm_affine),
+                    nn.LeakyReLU(0.2, True),
+                ]
+            layers += [nn.Conv2d(width * mult, 1, 4, stride=1, padding=1)]
         self.net = nn.Sequential(*layers)
         init_translator_weights(self)
 
