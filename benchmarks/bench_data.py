@@ -236,7 +236,8 @@ def make_loader(spec: dict):
             dataset = dm.shards.dataset("train", shuffle=True, seed=dm.seed, scale=True)
             return dm.shards.loader(dataset, batch, workers, pin_memory=False)
         return dm.train_dataloader()
-    from ganforge.data.folders import ImageFolderDataModule, decode_all, find_images
+    from ganforge.data.folders import ImageFolderDataModule, decode_all
+    from ganforge.data.index import find_images
 
     before = spec.get("first_batch") == "before"
     if before:  # the eager path this module replaced: decode every file in setup

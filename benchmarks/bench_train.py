@@ -74,7 +74,7 @@ from machine import (  # noqa: E402
 
 from ganforge.config import compose_config  # noqa: E402
 from ganforge.train import build_loggers, build_module  # noqa: E402
-from ganforge.utils.checkpoint import AtomicCheckpointIO  # noqa: E402
+from ganforge.utils.checkpoint_io import AtomicCheckpointIO  # noqa: E402
 
 NAMES = ("ganforge", "plain", "plain_same_work")
 PRECISIONS = ("32-true", "bf16-mixed")  # what --precision gives both loops (the plain loop by autocast)

@@ -16,8 +16,8 @@ from PIL import Image, ImageFile
 from ganforge.data import index as index_module
 from ganforge.data.aligned import AlignedFolderDataModule
 from ganforge.data.digest import folder_digest
-from ganforge.data.folders import ImageFolderDataModule, decode_all, find_images
-from ganforge.data.index import folder_index, list_images
+from ganforge.data.folders import ImageFolderDataModule, decode_all
+from ganforge.data.index import find_images, folder_index, list_images
 from ganforge.data.transforms import ImageLoadError
 from ganforge.data.unaligned import UnalignedFolderDataModule
 from tests.helpers import write_images

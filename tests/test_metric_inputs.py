@@ -14,7 +14,8 @@ from PIL import Image
 from ganforge import evaluate
 from ganforge.data.digest import folder_digest
 from ganforge.data.embedded import load_mnist5k_arrays
-from ganforge.data.folders import ImageFolderDataModule, find_images
+from ganforge.data.folders import ImageFolderDataModule
+from ganforge.data.index import find_images
 from ganforge.metrics.evaluator import MetricEvaluator
 from ganforge.networks.classifier import DigitClassifier
 from ganforge.utils.colour import rgb_to_grey

@@ -19,7 +19,8 @@ from ganforge.callbacks.divergence import DivergenceError, DivergenceGuard
 from ganforge.config import ConfigError, compose_config, validate_config
 from ganforge.generate import generate
 from ganforge.train import train
-from ganforge.utils.checkpoint import AtomicCheckpointIO, CheckpointError, load_checkpoint
+from ganforge.utils.checkpoint import CheckpointError, load_checkpoint
+from ganforge.utils.checkpoint_io import AtomicCheckpointIO
 from tests.helpers import ExplodingLoss, write_images
 
 BIN = Path(sys.executable).parent
@@ -256,6 +257,9 @@ def test_cli_reports_bad_value_without_traceback(tmp_path):
 
 # Bad input as a user types it: (console script, arguments, phrases of the last line of stderr).
 # {random}: random bytes, {text}: a text file, {truncated}: half a torch checkpoint, {missing}: no file.
+# The cases that reach Hydra's run start the console script; the others call its entry point
+# in this process (each start costs seconds of imports), whose wiring to the script is checked
+# by test_console_scripts_start_their_entry_points.
 BAD_INPUT = [
     ("ganforge-train", ["model=nosuch"], ["model=nosuch", "choose one of: acgan, cut, cyclegan, dcgan"]),
     ("ganforge-train", ["trainer.max_epoch=3"], ["Unknown config key 'trainer.max_epoch'", "max_epochs"]),
@@ -274,11 +278,37 @@ BAD_INPUT = [
     ("ganforge-translate", ["ckpt={missing}", "input=x", "out=y"], ["checkpoint not found", "written by"]),
     ("ganforge-export", ["ckpt={text}", "format=onnx"], ["not a ganforge checkpoint", "written by"]),
 ]
+IN_HYDRA = {2, 3}  # past the override check: Hydra's run, its logging and its run folder
+
+
+def console_scripts() -> dict[str, object]:
+    """ganforge's console scripts as installed: name -> entry point."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group="console_scripts") if ep.value.startswith("ganforge.")}
+
+
+def test_console_scripts_start_their_entry_points():
+    scripts = console_scripts()
+    assert {case[0] for case in BAD_INPUT} <= set(scripts)
+    for name, entry in scripts.items():
+        assert (BIN / name).is_file(), f"{name} is not installed next to {sys.executable}"
+        assert f"from {entry.module} import {entry.attr}" in (BIN / name).read_text(), name
+        assert callable(entry.load())
+
+
+def test_checkpoint_tools_start_without_lightning():
+    """The tools that only read checkpoints import neither Lightning nor torchmetrics (seconds per start)."""
+    code = (
+        "import sys, ganforge.generate, ganforge.translate, ganforge.export; "
+        "print(sorted(m for m in ('pytorch_lightning', 'torchmetrics') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr[-2000:]
 
 
 @pytest.fixture(scope="module")
-def bad_input_runs(tmp_path_factory):
-    """Every ``BAD_INPUT`` command, all started at once: each spends seconds importing torch."""
+def bad_input_files(tmp_path_factory):
     root = tmp_path_factory.mktemp("bad_input")
     files = {"random": root / "random.ckpt", "text": root / "notes.ckpt", "missing": root / "nothing"}
     rng = torch.Generator().manual_seed(0)
@@ -289,33 +319,57 @@ def bad_input_runs(tmp_path_factory):
     files["truncated"] = root / "truncated.ckpt"
     torch.save({"state_dict": {"w": torch.zeros(1000)}, "ganforge": {}}, files["truncated"])
     files["truncated"].write_bytes(files["truncated"].read_bytes()[:2000])
+    return root, files
+
+
+def _argv(case: int, root: Path, files: dict[str, Path]) -> list[str]:
+    script, args, _ = BAD_INPUT[case]
+    argv = [a.format(**files) for a in args]
+    if script == "ganforge-train":
+        argv += [f"paths.outputs_root={root / f'outputs{case}'}", "trainer.accelerator=cpu"]
+    return argv
+
+
+@pytest.fixture(scope="module")
+def bad_input_runs(bad_input_files):
+    """The ``IN_HYDRA`` cases as console scripts, started at once: each spends seconds importing."""
+    root, files = bad_input_files
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
-    runs = []
-    for i, (script, args, _) in enumerate(BAD_INPUT):
-        argv = [a.format(**files) for a in args]
-        if script == "ganforge-train":
-            argv += [f"paths.outputs_root={root / f'outputs{i}'}", "trainer.accelerator=cpu"]
-        runs.append(
-            subprocess.Popen(
-                [str(BIN / script), *argv],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-                cwd=root,
-                env=env,
-            )
+    runs = {
+        case: subprocess.Popen(
+            [str(BIN / BAD_INPUT[case][0]), *_argv(case, root, files)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=root,
+            env=env,
         )
+        for case in sorted(IN_HYDRA)
+    }
     yield runs
-    for run in runs:
+    for run in runs.values():
         run.kill()
         run.communicate()
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", range(len(BAD_INPUT)), ids=[f"{c[0]} {c[1][0]}" for c in BAD_INPUT])
-def test_cli_bad_input_ends_with_what_to_do(bad_input_runs, case):
-    _, stderr = bad_input_runs[case].communicate(timeout=180)
-    assert bad_input_runs[case].returncode != 0 and "Traceback" not in stderr, stderr[-3000:]
+def test_cli_bad_input_ends_with_what_to_do(request, bad_input_files, case, monkeypatch, capsys):
+    if case in IN_HYDRA:
+        run = request.getfixturevalue("bad_input_runs")[case]
+        _, stderr = run.communicate(timeout=180)
+        code = run.returncode
+    else:
+        root, files = bad_input_files
+        argv = _argv(case, root, files)
+        monkeypatch.setattr(sys, "argv", [BAD_INPUT[case][0], *argv])
+        monkeypatch.chdir(root)
+        try:  # what the console script does with the entry point's result
+            code = console_scripts()[BAD_INPUT[case][0]].load()()
+        except SystemExit as exit_info:
+            code = exit_info.code
+        stderr = capsys.readouterr().err
+    assert code not in (0, None) and "Traceback" not in stderr, stderr[-3000:]
     last = [line for line in stderr.splitlines() if line.strip()][-1]
     for phrase in BAD_INPUT[case][2]:
         assert phrase in last, (phrase, last)

@@ -25,7 +25,7 @@ import time
 import torch
 from photo_tiles import add_common_arguments, training_tiles
 
-from ganforge.data.base import resize_batch
+from ganforge.data.transforms import resize_batch
 from ganforge.metrics.translation import TargetScores
 from ganforge.networks.resnet_translator import ResnetTranslator
 

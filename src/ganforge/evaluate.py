@@ -23,15 +23,15 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from ganforge.data.digest import folder_digest
-from ganforge.data.folders import find_images
+from ganforge.data.index import find_images
 from ganforge.data.transforms import ImageLoadError, image_transform, load_image
 from ganforge.metrics.evaluator import MetricEvaluator
 from ganforge.metrics.features import EXTRACTORS
 from ganforge.metrics.protocol import protocol_record, with_truncation, write_json_atomic
 from ganforge.metrics.registry import check_names
-from ganforge.modules.gan import check_truncation
 from ganforge.utils.checkpoint import CheckpointError, checkpoint_config, load_checkpoint
 from ganforge.utils.cli import parse_key_values, print_error
+from ganforge.validation import check_truncation
 
 USAGE = (
     "usage: ganforge-eval ckpt=<path> [metrics=domain|inception] [n_fake=1000] [split=val] [out=eval.json] "

@@ -43,11 +43,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganforge.modules.gan import check_truncation
 from ganforge.networks.translator_layers import TestTimeDropout
 from ganforge.translate import load_translator
 from ganforge.utils.checkpoint import CheckpointError, checkpoint_config, load_checkpoint, load_submodule
 from ganforge.utils.cli import parse_key_values, print_error
+from ganforge.validation import check_truncation
 
 FORMATS = ("onnx", "torchscript", "pt2")
 USAGE = (

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganforge.modules.gan import check_truncation
 from ganforge.utils.checkpoint import CheckpointError, load_generator
 from ganforge.utils.cli import parse_key_values, print_error
 from ganforge.utils.images import image_grid, save_png, save_scatter, to_uint8
+from ganforge.validation import check_truncation
 
 USAGE = (
     "usage: ganforge-generate ckpt=<path> [n=64] [out=generated] [seed=0] [label=<class>] [ema=true] "

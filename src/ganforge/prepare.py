@@ -38,7 +38,7 @@ import torch
 from torchvision.transforms import v2
 
 from ganforge.data.base import split_indices
-from ganforge.data.folders import find_images
+from ganforge.data.index import find_images
 from ganforge.data.stream import (
     FORMAT_VERSION,
     MANIFEST,

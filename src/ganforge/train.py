@@ -39,7 +39,8 @@ from ganforge.config import (
 from ganforge.data.transforms import ImageLoadError
 from ganforge.modules.contract import Scheme, require
 from ganforge.sweep import resumable_job
-from ganforge.utils.checkpoint import AtomicCheckpointIO, CheckpointError, resolve_ckpt_path
+from ganforge.utils.checkpoint import CheckpointError, resolve_ckpt_path
+from ganforge.utils.checkpoint_io import AtomicCheckpointIO
 from ganforge.utils.instantiate import build
 
 # Errors that are the user's to fix: shown as one message, without a traceback.

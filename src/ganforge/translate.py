@@ -21,10 +21,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ganforge.data.base import resize_batch
-from ganforge.data.folders import find_images
-from ganforge.data.transforms import IMAGE_EXTENSIONS, ImageLoadError
-from ganforge.data.unaligned import image_to_tensor
+from ganforge.data.index import find_images
+from ganforge.data.transforms import IMAGE_EXTENSIONS, ImageLoadError, image_to_tensor, resize_batch
 from ganforge.utils.checkpoint import CheckpointError, checkpoint_config, load_checkpoint, load_submodule
 from ganforge.utils.cli import parse_key_values, print_error
 from ganforge.utils.images import save_png, to_uint8

@@ -19,10 +19,13 @@ import inspect
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, InterpolationToMissingValueError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 class ConfigError(ValueError):
@@ -370,3 +373,12 @@ def validate_config(cfg: DictConfig) -> None:
             problems += more(cfg)
     if problems:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
+
+
+def check_truncation(generator: nn.Module, truncation_psi: float) -> None:
+    """Refuse truncation for a generator without a mapping network's average ``w``."""
+    if not hasattr(generator, "w_avg"):
+        raise ConfigError(
+            f"truncation_psi={truncation_psi} pulls w toward the mapping network's average, but "
+            f"{type(generator).__name__} has no mapping network (use model=stylegan2, or truncation_psi=1)"
+        )

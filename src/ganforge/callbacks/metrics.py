@@ -70,7 +70,7 @@ class QualityMetrics(Callback):
                     f"metrics.truncation_psi={self.truncation_psi} needs a GAN with a mapping network "
                     f"(model=stylegan2); {type(pl_module).__name__} does not truncate"
                 )
-            from ganforge.modules.gan import check_truncation
+            from ganforge.validation import check_truncation
 
             check_truncation(pl_module.generator_ema, self.truncation_psi)
             pl_module.metric_truncation_psi = self.truncation_psi

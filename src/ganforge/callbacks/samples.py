@@ -32,7 +32,7 @@ class SampleGrid(Callback):
             "or callbacks.samples=null)",
         )
         if self.truncation_psi != 1:
-            from ganforge.modules.gan import check_truncation
+            from ganforge.validation import check_truncation
 
             check_truncation(getattr(pl_module, "generator_ema", pl_module), self.truncation_psi)
 

@@ -16,9 +16,8 @@ import torch
 
 from ganforge.config import ConfigError
 from ganforge.data.folders import IndexedFolders, LazyFiles
-from ganforge.data.transforms import ImageLoadError
+from ganforge.data.transforms import ImageLoadError, image_to_tensor
 from ganforge.data.translation import PairedDataset, TranslationDataModule
-from ganforge.data.unaligned import image_to_tensor
 
 DIRECTIONS = ("AtoB", "BtoA")
 

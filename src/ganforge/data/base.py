@@ -40,15 +40,6 @@ def to_unit_range(images: torch.Tensor, max_value: float) -> torch.Tensor:
     return images.float().div(max_value / 2.0).sub(1.0)
 
 
-def resize_batch(images: torch.Tensor, img_size: int) -> torch.Tensor:
-    """Resize an ``(N, C, H, W)`` float batch to ``img_size`` px with antialiased bilinear."""
-    if images.shape[-1] == img_size and images.shape[-2] == img_size:
-        return images
-    return torch.nn.functional.interpolate(
-        images, size=(img_size, img_size), mode="bilinear", align_corners=False, antialias=True
-    ).clamp(-1, 1)
-
-
 def match_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
     """Make an ``(N, C, H, W)`` batch have ``channels`` channels (grey <-> RGB)."""
     c = images.shape[1]

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from ganforge.data.base import GANDataModule, match_channels, resize_batch, to_unit_range
+from ganforge.data.base import GANDataModule, match_channels, to_unit_range
+from ganforge.data.transforms import resize_batch
 
 
 def _tensor_dataset(

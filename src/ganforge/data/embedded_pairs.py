@@ -24,10 +24,11 @@ import numpy as np
 import torch
 
 from ganforge.config import ConfigError, check_value
-from ganforge.data.base import match_channels, resize_batch, split_indices, to_unit_range
+from ganforge.data.base import match_channels, split_indices, to_unit_range
 from ganforge.data.embedded import load_mnist5k_arrays
 from ganforge.data.ink import ink_style
 from ganforge.data.painterly import edge_map, painterly
+from ganforge.data.transforms import resize_batch
 from ganforge.data.translation import (
     PairedDataset,
     TensorPairs,

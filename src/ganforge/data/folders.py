@@ -22,21 +22,10 @@ import torch
 from torch.utils.data import Dataset
 
 from ganforge.data.base import GANDataModule
-from ganforge.data.index import FolderIndex, folder_index, list_images
+from ganforge.data.index import FolderIndex, folder_index
 from ganforge.data.transforms import ImageLoadError, image_transform, load_image
 
 SKIP_HINT = "(set data.skip_corrupt=true to skip such files)"
-
-
-def find_images(root: str | Path) -> list[Path]:
-    """All image files below ``root``, sorted, by extension (case-insensitive).
-
-    Raises:
-        FileNotFoundError: ``root`` does not exist or is not a folder.
-        ValueError: ``root`` holds no image files.
-    """
-    root = Path(root).expanduser()
-    return [root / name for name, _, _ in list_images(root)]
 
 
 def readable_files(index: FolderIndex, skip_corrupt: bool) -> list[Path]:

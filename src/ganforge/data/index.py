@@ -117,6 +117,17 @@ def list_images(root: str | Path) -> list[Entry]:
     return entries
 
 
+def find_images(root: str | Path) -> list[Path]:
+    """All image files below ``root``, sorted, by extension (case-insensitive).
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist or is not a folder.
+        ValueError: ``root`` holds no image files.
+    """
+    root = Path(root).expanduser()
+    return [root / name for name, _, _ in list_images(root)]
+
+
 def read_header(path: Path) -> list | str:
     """``[width, height, mode]`` from an image file's header, or why it cannot be read."""
     try:

@@ -14,8 +14,9 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
-from ganforge.data.base import GANDataModule, resize_batch, to_unit_range
+from ganforge.data.base import GANDataModule, to_unit_range
 from ganforge.data.embedded import load_mnist5k_arrays
+from ganforge.data.transforms import resize_batch
 
 
 class StackedDigits(Dataset):

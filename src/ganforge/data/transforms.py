@@ -66,6 +66,22 @@ def load_image(path: str | Path, channels: int) -> Image.Image:
         raise ImageLoadError(f"cannot read image {path}: {err}") from err
 
 
+def resize_batch(images: torch.Tensor, img_size: int) -> torch.Tensor:
+    """Resize an ``(N, C, H, W)`` float batch to ``img_size`` px with antialiased bilinear."""
+    if images.shape[-1] == img_size and images.shape[-2] == img_size:
+        return images
+    return torch.nn.functional.interpolate(
+        images, size=(img_size, img_size), mode="bilinear", align_corners=False, antialias=True
+    ).clamp(-1, 1)
+
+
+def image_to_tensor(path: Path, channels: int):
+    """Decode one image file to ``(C, H, W)`` float in [-1, 1] (any mode, any size)."""
+    arr = np.asarray(load_image(path, channels), dtype=np.float32)
+    tensor = torch.from_numpy(arr).view(arr.shape[0], arr.shape[1], -1).permute(2, 0, 1)
+    return tensor / 127.5 - 1.0
+
+
 def image_transform(img_size: int, crop: str = "center") -> v2.Compose:
     """Resize the short side to ``img_size``, crop a square, and scale to [-1, 1].
 

@@ -24,7 +24,8 @@ from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ganforge.config import ConfigError, check_value
-from ganforge.data.base import resize_batch, seeded_loader
+from ganforge.data.base import seeded_loader
+from ganforge.data.transforms import resize_batch
 
 Item = tuple[torch.Tensor, int]  # (image (C, H, W) in [-1, 1], label or -1)
 

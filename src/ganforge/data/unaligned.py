@@ -13,18 +13,8 @@ from pathlib import Path
 
 from ganforge.config import ConfigError
 from ganforge.data.folders import IndexedFolders, LazyFiles
-from ganforge.data.transforms import load_image
+from ganforge.data.transforms import image_to_tensor
 from ganforge.data.translation import Item, TranslationDataModule, UnpairedDataset
-
-
-def image_to_tensor(path: Path, channels: int):
-    """Decode one image file to ``(C, H, W)`` float in [-1, 1] (any mode, any size)."""
-    import numpy as np
-    import torch
-
-    arr = np.asarray(load_image(path, channels), dtype=np.float32)
-    tensor = torch.from_numpy(arr).view(arr.shape[0], arr.shape[1], -1).permute(2, 0, 1)
-    return tensor / 127.5 - 1.0
 
 
 class FileSource(LazyFiles):

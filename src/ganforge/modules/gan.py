@@ -35,6 +35,7 @@ from ganforge.modules.ema import ema_beta, ema_update, half_life_beta
 from ganforge.modules.phases import DISCRIMINATOR, GENERATOR, IterationBatch, build_phases
 from ganforge.modules.scheme import TrainingScheme
 from ganforge.optim import build_gan_optimizers
+from ganforge.validation import check_truncation
 
 
 class GANModule(TrainingScheme):
@@ -328,13 +329,4 @@ class GANModule(TrainingScheme):
             on_epoch=True,
             batch_size=real.shape[0],
             sync_dist=True,  # the mean over every process's share of the validation set
-        )
-
-
-def check_truncation(generator: nn.Module, truncation_psi: float) -> None:
-    """Refuse truncation for a generator without a mapping network's average ``w``."""
-    if not hasattr(generator, "w_avg"):
-        raise ConfigError(
-            f"truncation_psi={truncation_psi} pulls w toward the mapping network's average, but "
-            f"{type(generator).__name__} has no mapping network (use model=stylegan2, or truncation_psi=1)"
         )
