@@ -401,6 +401,7 @@ def _generator_weights(ckpt: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # the mid-epoch kill below checks the same property from a harder point
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     straight_log = (tmp_path / "straight.err").open("w")  # a file, not a pipe nobody reads until the end
