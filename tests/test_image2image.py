@@ -345,7 +345,7 @@ def test_translate_rejects_truncated_and_foreign_checkpoints_naming_the_file(tmp
     torch.save({"weights": torch.zeros(2)}, foreign)
     (tmp_path / "in").mkdir()
     args = [f"input={tmp_path / 'in'}", f"out={tmp_path / 'o'}"]
-    # (the console script itself, as a user runs it: test_reliability's BAD_INPUT cases)
+    # (the console script's wiring to this entry point: test_reliability's test_console_scripts_start_their_entry_points)
     cases = (
         (truncated, "is truncated or corrupt"),
         (foreign, "is not a ganforge checkpoint"),
