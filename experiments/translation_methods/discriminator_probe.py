@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from photo_tiles import add_common_arguments, training_tiles
 
-from ganforge.data.painterly import painterly
+from ganforge.data.painterly import bilateral_smoothing, painterly, quantize
 from ganforge.networks.patchgan import PatchDiscriminator
 
 
@@ -103,21 +103,15 @@ def directions(
 ) -> None:
     """Print what ``net`` rewards on ``photos`` (see the module docstring)."""
     from scipy.ndimage import gaussian_filter
-    from skimage.restoration import denoise_bilateral
 
     defaults = {k: v.default for k, v in inspect.signature(painterly).parameters.items() if k != "image"}
     args = {**defaults, **filter_args}
-    steps = args["levels"] - 1
 
     def smooth(a):  # the filter's first step
-        for _ in range(args["passes"]):
-            a = denoise_bilateral(
-                a, sigma_color=args["sigma_color"], sigma_spatial=args["sigma_spatial"], channel_axis=-1
-            )
-        return a
+        return bilateral_smoothing(a, args["passes"], args["sigma_color"], args["sigma_spatial"])
 
     def palette(a, share=1.0):  # the filter's colour rounding, all the way or part of it
-        return a + share * (np.round(a * steps) / steps - a)
+        return a + share * (quantize(a, args["levels"]) - a)
 
     changed = {
         "the photo": photos,
@@ -135,7 +129,9 @@ def directions(
     x = photos.clone().requires_grad_(True)
     (asked,) = torch.autograd.grad((net(x) - 1).square().mean(), x)
     asked = -asked
-    towards = {name: images - photos for name, images in changed.items() if name not in ("the photo",)}
+    # (the palette halfway lies in the palette's direction: one line for both)
+    same_direction = ("the photo", "the filter's palette, halfway")
+    towards = {name: images - photos for name, images in changed.items() if name not in same_direction}
     towards["contrast x 1.1"] = photos - photos.mean((2, 3), keepdim=True)  # before the clamp
     with torch.no_grad():
         loss = (net(photos) - 1).square().mean()

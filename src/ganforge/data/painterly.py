@@ -45,19 +45,33 @@ def painterly(
     """
     from skimage.color import rgb2gray
     from skimage.feature import canny
+
+    smooth = bilateral_smoothing(image, passes, sigma_color, sigma_spatial)
+    out = quantize(smooth, levels)
+    edges = canny(rgb2gray(smooth), sigma=edge_sigma)
+    out[edges] *= outline
+    return out.astype(np.float32)
+
+
+def bilateral_smoothing(
+    image: np.ndarray, passes: int, sigma_color: float, sigma_spatial: float
+) -> np.ndarray:
+    """The filter's step 1: ``passes`` bilateral filters of an ``(H, W, 3)`` image in [0, 1] (float64)."""
     from skimage.restoration import denoise_bilateral
 
-    if levels < 2:
-        raise ValueError(f"levels must be >= 2; got {levels}")
     smooth = np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0)
     for _ in range(passes):
         smooth = denoise_bilateral(
             smooth, sigma_color=sigma_color, sigma_spatial=sigma_spatial, channel_axis=-1
         )
-    out = np.round(smooth * (levels - 1)) / (levels - 1)
-    edges = canny(rgb2gray(smooth), sigma=edge_sigma)
-    out[edges] *= outline
-    return out.astype(np.float32)
+    return smooth
+
+
+def quantize(image: np.ndarray, levels: int) -> np.ndarray:
+    """The filter's step 2: every channel rounded to ``levels`` uniform levels in [0, 1]."""
+    if levels < 2:
+        raise ValueError(f"levels must be >= 2; got {levels}")
+    return np.round(image * (levels - 1)) / (levels - 1)
 
 
 def edge_map(image: np.ndarray, sigma: float = 2.0) -> np.ndarray:
