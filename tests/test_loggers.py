@@ -15,10 +15,13 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
+import yaml
 
 from ganforge.callbacks.hparams import flatten, write_tensorboard_hparams
 from ganforge.loggers.wandb import resolve_mode, sweep_names
+from ganforge.report import main as report_main
 from ganforge.train import train
 from tests.test_sweeps import TINY_CLI, last_and_best, run_cli, sweep_folder
 
@@ -286,16 +289,28 @@ def wait_for_json(url: str, body: dict | None, ready, timeout: float = 30.0):
 
 
 @pytest.mark.slow
-def test_sweep_in_tensorboard_names_runs_and_compares_swept_keys_then_metrics(tmp_path):
-    """`-m loss=ns,hinge seed=0,1`: TensorBoard lists the jobs by their overrides, and its hparams plugin
-    serves the swept keys first, the curated set, then FID and KID final and best; the report names
-    the runs alike."""
+def test_multirun_two_by_two_in_tensorboard_then_report(tmp_path):
+    """`ganforge-train -m loss=ns,hinge seed=0,1`: 4 job folders in one sweep folder, which TensorBoard
+    lists by their overrides, its hparams plugin serving the swept keys first, the curated set, then
+    FID and KID final and best; then the report, which names the runs alike and reads the same
+    finals and bests from each job's metrics.csv."""
     run_cli(
         "ganforge-train",
         ["-m", "loss=ns,hinge", "seed=0,1", *TINY_CLI, "logger=[csv,tensorboard]", "metrics=domain"]
         + ["metrics.names=[fid,kid]", "metrics.n_fake=64", f"paths.outputs_root={tmp_path}", "name=cmp"],
     )
     sweep = sweep_folder(tmp_path, "cmp")
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
+    assert [p.name for p in jobs] == ["0", "1", "2", "3"]
+    recorded = [yaml.safe_load((p / ".hydra" / "overrides.yaml").read_text()) for p in jobs]
+    assert [[o for o in r if o.startswith(("loss=", "seed="))] for r in recorded] == [
+        ["loss=ns", "seed=0"],
+        ["loss=ns", "seed=1"],
+        ["loss=hinge", "seed=0"],
+        ["loss=hinge", "seed=1"],
+    ]
+    assert [yaml.safe_load((p / "config.yaml").read_text())["seed"] for p in jobs] == [0, 1, 0, 1]
+
     names = ["loss=ns seed=0", "loss=ns seed=1", "loss=hinge seed=0", "loss=hinge seed=1"]
     for num, name in enumerate(names):  # the job folder is found from the name
         assert (sweep / "tensorboard" / name / "run_folder.txt").read_text().strip() == str(sweep / str(num))
@@ -320,8 +335,25 @@ def test_sweep_in_tensorboard_names_runs_and_compares_swept_keys_then_metrics(tm
     final, best = last_and_best(sweep / "3" / "metrics.csv", "val/fid", min)
     assert values["val/fid"] == pytest.approx(final) and values["best/val/fid"] == pytest.approx(best)
 
-    from ganforge.report import build_report
-
-    build_report(sweep, plots=False)
-    runs = list(csv.DictReader(open(sweep / "runs.csv")))
-    assert [(r["run"], r["name"]) for r in runs] == [(str(i), n) for i, n in enumerate(names)]
+    report_main([str(sweep)])  # in-process: the CLI's parsing is tested in test_report.py
+    runs = {r["run"]: r for r in csv.DictReader(open(sweep / "runs.csv"))}
+    assert [(r, runs[r]["name"]) for r in sorted(runs)] == [(str(i), n) for i, n in enumerate(names)]
+    finals = {}
+    for job in jobs:
+        d_final, d_best = last_and_best(job / "metrics.csv", "train/d_loss", min)
+        fid_final, fid_best = last_and_best(job / "metrics.csv", "val/fid", min)
+        row = runs[job.name]
+        assert float(row["train/d_loss:final"]) == pytest.approx(d_final, rel=1e-12)
+        assert float(row["train/d_loss:best"]) == pytest.approx(d_best, rel=1e-12)
+        assert float(row["val/fid:final"]) == pytest.approx(fid_final, rel=1e-12)
+        assert float(row["val/fid:best"]) == pytest.approx(fid_best, rel=1e-12)
+        finals[job.name] = d_final
+    groups = {r["group"]: r for r in csv.DictReader(open(sweep / "report.csv"))}
+    assert set(groups) == {"loss=ns", "loss=hinge"}
+    for label, (a, b) in {"loss=ns": ("0", "1"), "loss=hinge": ("2", "3")}.items():
+        pair = [finals[a], finals[b]]
+        assert float(groups[label]["train/d_loss:final_mean"]) == pytest.approx(np.mean(pair))
+        assert float(groups[label]["train/d_loss:final_std"]) == pytest.approx(np.std(pair, ddof=1))
+    md = (sweep / "report.md").read_text()
+    assert "Groups differ in: `loss`" in md and "| loss=hinge | 2 | 0,1 |" in md
+    assert (sweep / "samples_mosaic.png").is_file() and (sweep / "plots" / "train_d_loss.png").is_file()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -10,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 from hydra.utils import instantiate
@@ -57,57 +57,6 @@ def last_and_best(metrics_csv: Path, key: str, goal) -> tuple[float, float]:
     """Straight from the file: the last non-empty value of a column and its min or max."""
     values = [float(r[key]) for r in csv.DictReader(open(metrics_csv)) if r.get(key)]
     return values[-1], goal(values)
-
-
-@pytest.mark.slow
-def test_multirun_two_by_two_then_report(tmp_path):
-    """`ganforge-train -m loss=ns,hinge seed=0,1`: 4 job folders in one sweep folder, then the report."""
-    run_cli(
-        "ganforge-train",
-        [
-            "-m",
-            "experiment=loss_seeds_digits",
-            "loss=ns,hinge",
-            "seed=0,1",
-            *TINY_CLI,
-            f"paths.outputs_root={tmp_path}",
-            "name=mr",
-        ],
-    )
-    sweep = sweep_folder(tmp_path, "mr")
-    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
-    assert [p.name for p in jobs] == ["0", "1", "2", "3"]
-    recorded = [yaml.safe_load((p / ".hydra" / "overrides.yaml").read_text()) for p in jobs]
-    assert [(o[1], o[2]) for o in recorded] == [
-        ("loss=ns", "seed=0"),
-        ("loss=ns", "seed=1"),
-        ("loss=hinge", "seed=0"),
-        ("loss=hinge", "seed=1"),
-    ]
-    assert [yaml.safe_load((p / "config.yaml").read_text())["seed"] for p in jobs] == [0, 1, 0, 1]
-
-    report_main([str(sweep)])  # in-process: the CLI's parsing is tested in test_report.py
-    runs = {r["run"]: r for r in csv.DictReader(open(sweep / "runs.csv"))}
-    assert set(runs) == {"0", "1", "2", "3"}
-    finals = {}
-    for job in jobs:
-        d_final, d_best = last_and_best(job / "metrics.csv", "train/d_loss", min)
-        acc_final, acc_best = last_and_best(job / "metrics.csv", "val/d_acc_real", max)
-        row = runs[job.name]
-        assert float(row["train/d_loss:final"]) == pytest.approx(d_final, rel=1e-12)
-        assert float(row["train/d_loss:best"]) == pytest.approx(d_best, rel=1e-12)
-        assert float(row["val/d_acc_real:final"]) == pytest.approx(acc_final, rel=1e-12)
-        assert float(row["val/d_acc_real:best"]) == pytest.approx(acc_best, rel=1e-12)
-        finals[job.name] = d_final
-    groups = {r["group"]: r for r in csv.DictReader(open(sweep / "report.csv"))}
-    assert set(groups) == {"loss=ns", "loss=hinge"}
-    for label, (a, b) in {"loss=ns": ("0", "1"), "loss=hinge": ("2", "3")}.items():
-        pair = [finals[a], finals[b]]
-        assert float(groups[label]["train/d_loss:final_mean"]) == pytest.approx(np.mean(pair))
-        assert float(groups[label]["train/d_loss:final_std"]) == pytest.approx(np.std(pair, ddof=1))
-    md = (sweep / "report.md").read_text()
-    assert "Groups differ in: `loss`" in md and "| loss=hinge | 2 | 0,1 |" in md
-    assert (sweep / "samples_mosaic.png").is_file() and (sweep / "plots" / "train_d_loss.png").is_file()
 
 
 @pytest.mark.slow
@@ -196,6 +145,7 @@ def test_failed_job_ends_a_single_run_but_not_a_sweep(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # the resume logic is checked in process by the next test
 def test_killed_sweep_resumes_in_its_folder(tmp_path):
     """A 4-job sweep killed while its third job trains: relaunched with sweep.resume=<folder>, jobs 0 and 1
     are skipped, job 2 resumes from its last.ckpt, job 3 runs; the report covers the four as one sweep."""
@@ -245,6 +195,46 @@ def test_killed_sweep_resumes_in_its_folder(tmp_path):
     report_main([str(sweep)])
     groups = {r["group"]: r for r in csv.DictReader(open(sweep / "report.csv"))}
     assert {g: groups[g]["runs"] for g in groups} == {"loss=ns": "2", "loss=hinge": "2"}
+
+
+def test_resumed_sweep_job_is_skipped_resumed_or_run_by_what_its_folder_holds(tmp_path, monkeypatch):
+    """``resumable_job`` in process, for the three jobs a killed grid sweep leaves behind."""
+    from omegaconf import OmegaConf
+
+    import ganforge.sweep as sweep_module
+
+    def job_cfg(num: int, resume: bool, overrides: list[str]):
+        hydra_cfg = OmegaConf.create({"job": {"num": num}, "overrides": {"task": overrides}})
+        monkeypatch.setattr(sweep_module, "hydra_config", lambda: hydra_cfg)
+        monkeypatch.setattr(sweep_module, "is_multirun", lambda h: True)
+        folder = tmp_path / str(num)
+        folder.mkdir(exist_ok=True)
+        cfg = {"paths": {"output_dir": str(folder)}, "ckpt_path": None}
+        return OmegaConf.create({**cfg, "sweep": {"resume": str(tmp_path) if resume else None}}), folder
+
+    ran = []
+
+    def job(cfg):
+        return lambda: ran.append((cfg.paths.output_dir, cfg.ckpt_path)) or 0.5
+
+    overrides = ["loss=ns", "seed=0"]
+    cfg, done = job_cfg(0, False, overrides)  # the first launch: job 0 ends well
+    assert sweep_module.resumable_job(cfg, job(cfg)) == 0.5
+    assert json.loads((done / "job_done.json").read_text()) == {"overrides": overrides, "value": 0.5}
+
+    ran.clear()
+    cfg, _ = job_cfg(0, True, [*overrides, f"sweep.resume={tmp_path}"])  # relaunched: skipped
+    assert sweep_module.resumable_job(cfg, job(cfg)) == 0.5 and ran == []
+    cfg, killed = job_cfg(1, True, ["loss=ns", "seed=1"])  # killed after a checkpoint: resumed
+    (killed / "checkpoints").mkdir()
+    (killed / "checkpoints" / "last.ckpt").write_bytes(b"")
+    sweep_module.resumable_job(cfg, job(cfg))
+    cfg, fresh = job_cfg(2, True, ["loss=hinge", "seed=0"])  # never started: from the start
+    sweep_module.resumable_job(cfg, job(cfg))
+    assert ran == [(str(killed), str(killed / "checkpoints" / "last.ckpt")), (str(fresh), None)]
+    cfg, _ = job_cfg(0, True, ["loss=hinge", "seed=1"])  # a different command in job 0's folder
+    with pytest.raises(ConfigError, match="relaunch the sweep's own command"):
+        sweep_module.resumable_job(cfg, job(cfg))
 
 
 def test_sweep_resume_reuses_a_grid_sweep_folder_and_refuses_searches(tmp_path):
