@@ -259,3 +259,72 @@ def test_ada_at_a_fixed_probability_serves_translation(tiny_cfg):
         ["model=cut", "loss=cut", "data=digits2mnist", "augment=ada", "model.augment.adaptive=false"]
     )
     assert isinstance(build_module(cfg, None).augment, AdaptiveAugment)
+
+
+def test_luminance_view_is_the_bt601_grey_image_and_passes_gradients():
+    from ganforge.augment.views import Luminance
+
+    torch.manual_seed(0)
+    x = (torch.rand(4, 3, 8, 8) * 2 - 1).requires_grad_(True)
+    grey = Luminance()(x)
+    assert grey.shape == x.shape
+    luma = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
+    torch.testing.assert_close(grey, luma.unsqueeze(1).expand(-1, 3, -1, -1))
+    grey.sum().backward()  # each output channel repeats the luma: d/dx_c = 3 * w_c
+    expected = 3 * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1).expand_as(x)
+    torch.testing.assert_close(x.grad, expected)
+    one = torch.rand(1, 1, 8, 8)
+    assert torch.equal(Luminance()(one), one)  # a grey image is its own luminance
+    with pytest.raises(ValueError, match="needs RGB or grey images"):
+        Luminance()(torch.zeros(1, 4, 8, 8))
+
+
+@pytest.mark.parametrize(
+    ("scheme", "data"),
+    [
+        ("cut", ["experiment=cut_photo2painting", "augment=luminance"]),
+        ("cyclegan", ["experiment=cyclegan_photo2painting", "augment=luminance"]),
+        ("pix2pix", ["experiment=pix2pix_edges2photos"]),
+    ],
+)
+def test_discriminator_warmup_steps_only_the_discriminators_first(tiny_cfg, monkeypatch, scheme, data):
+    """model.d_warmup_iters=2 of 4 iterations: the first two step D alone, the last two D and G;
+    with augment=luminance every image a discriminator sees is grey."""
+    from ganforge.modules.scheme import TrainingScheme
+    from ganforge.networks.patchgan import PatchDiscriminator
+
+    stepped, seen = [], []
+    step, forward_d = TrainingScheme.step_optimizer, PatchDiscriminator.forward
+
+    def spy_step(self, optimizer, loss):
+        opt_g, _ = self.optimizers()
+        stepped.append((self.iteration, "G" if optimizer is opt_g else "D"))
+        step(self, optimizer, loss)
+
+    def spy_d(self, x, *rest):
+        seen.append(x.detach())
+        return forward_d(self, x, *rest)
+
+    monkeypatch.setattr(TrainingScheme, "step_optimizer", spy_step)
+    monkeypatch.setattr(PatchDiscriminator, "forward", spy_d)
+    photos = ["data.photo_size=40", "data.img_size=32", "data.load_size=36", "data.painterly.passes=1"]
+    sizes = photos[:3] if scheme == "pix2pix" else photos
+    overrides = [*data, *sizes, "model.generator.width=4", "model.discriminator.width=4"]
+    overrides += [
+        "model.d_warmup_iters=2",
+        "trainer.limit_train_batches=1",
+        "trainer.max_epochs=4",
+        "trainer.limit_val_batches=0",
+    ]
+    metrics = train(tiny_cfg(overrides))
+    d_only = [(0, "D"), (1, "D")]
+    per_iteration = ["G", "D"] if scheme == "cyclegan" else ["D", "G"]  # each scheme's order
+    assert stepped == d_only + [(i, who) for i in (2, 3) for who in per_iteration]
+    assert torch.isfinite(torch.tensor([metrics["train/g_loss"], metrics["train/d_loss"]])).all()
+    if "augment=luminance" in data:
+        assert seen and all(torch.equal(x[:, 0], x[:, 1]) and torch.equal(x[:, 1], x[:, 2]) for x in seen)
+
+
+def test_discriminator_warmup_is_checked(tiny_cfg):
+    with pytest.raises(ConfigError, match=r"model.d_warmup_iters.*>= 0"):
+        validate_config(tiny_cfg(["model=cut", "loss=cut", *TINY_UNPAIRED, "model.d_warmup_iters=-1"]))

@@ -19,6 +19,7 @@ for a step of 0.05 (root mean square) along that direction.
     python experiments/translation_methods/discriminator_probe.py                   # width 16, 34x34 patches
     python experiments/translation_methods/discriminator_probe.py --width 64 --n-layers 3 --lr 2e-4
     python experiments/translation_methods/discriminator_probe.py --directions
+    python experiments/translation_methods/discriminator_probe.py --directions --luminance   # augment=luminance
 
 Trailing arguments are config overrides of ``experiment=cut_photo2painting`` (its data settings
 are used), e.g. the multi-scale tiles of the README:
@@ -34,6 +35,7 @@ import numpy as np
 import torch
 from photo_tiles import add_common_arguments, training_tiles
 
+from ganforge.augment.views import Luminance
 from ganforge.data.painterly import bilateral_smoothing, painterly, quantize
 from ganforge.networks.patchgan import PatchDiscriminator
 
@@ -46,6 +48,9 @@ def main() -> None:
         "--n-layers", type=int, default=2, help="stride-2 layers: 2 = 34x34 patches, 3 = 70x70"
     )
     parser.add_argument("--norm", default="instance", choices=("instance", "batch", "none"))
+    parser.add_argument(
+        "--luminance", action="store_true", help="D judges luminance only (augment=luminance's view)"
+    )
     parser.add_argument(
         "--directions",
         action="store_true",
@@ -61,6 +66,8 @@ def main() -> None:
     print(f"{len(train)} training and {len(held)} held-out tiles of {', '.join(data.train_photos)}")
 
     net = PatchDiscriminator(3, args.width, args.n_layers, norm=args.norm)
+    if args.luminance:
+        net = torch.nn.Sequential(Luminance(), net)
     opt = torch.optim.Adam(net.parameters(), args.lr, betas=(0.5, 0.999))
     crop = data.img_size
 

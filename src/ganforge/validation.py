@@ -117,6 +117,7 @@ RULES: dict[str, Rule] = {
     "metrics.truncation_psi": Rule(float, lambda v: v >= 0, ">= 0 (1 = no truncation)"),
     "model.max_iters": Rule(int, lambda v: v >= 1, ">= 1 (or null)", nullable=True),
     "model.grad_clip": Rule(float, lambda v: v > 0, "> 0 (or null)", nullable=True),
+    "model.d_warmup_iters": Rule(int, lambda v: v >= 0, "an integer >= 0 (0 = no warm-up)"),
     "model.discriminator.conditioning": _one_of("ganforge.networks.sngan", "CONDITIONINGS"),
     "model.discriminator.pack": Rule(int, lambda v: v >= 1, "an integer >= 1"),
     "model.augment.p": Rule(float, lambda v: 0 <= v <= 1, "in [0, 1]"),

@@ -13,6 +13,7 @@ step, in the order of the reference code (``cut_model.py``'s ``optimize_paramete
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,7 +36,7 @@ class CUTModule(TranslationScheme):
         optimizer: see :class:`~ganforge.modules.scheme.TrainingScheme`.
         head_width: units of the PatchNCE projection heads (the paper's ``netF_nc``: 256).
         max_iters: stop after this many training batches; ``None`` = no limit.
-        channels_last, compile, ema_decay, augment: see :class:`TranslationScheme`.
+        channels_last, compile, ema_decay, augment, d_warmup_iters: see :class:`TranslationScheme`.
     """
 
     scheme = "cut"
@@ -52,6 +53,7 @@ class CUTModule(TranslationScheme):
         compile: bool | str = False,
         ema_decay: float | None = None,
         augment: nn.Module | None = None,
+        d_warmup_iters: int = 0,
     ):
         if not isinstance(loss, CUTObjective):
             raise ConfigError(
@@ -72,6 +74,7 @@ class CUTModule(TranslationScheme):
             "compile": compile,
             "ema_decay": ema_decay,
             "augment": augment,
+            "d_warmup_iters": d_warmup_iters,
         }
         super().__init__(generator, discriminator, loss, optimizer, max_iters=max_iters, **switches)
         try:
@@ -117,7 +120,9 @@ class CUTModule(TranslationScheme):
         # A and B through G in one batch (as the reference); flipped together for flip equivariance.
         real = torch.cat([real_a, real_b]) if identity else real_a
         flipped = obj.flip_equivariance and bool(torch.rand(()) < 0.5)
-        fake = self.generator(real.flip(3) if flipped else real)
+        warming_up = not self.steps_generators()
+        with torch.no_grad() if warming_up else contextlib.nullcontext():
+            fake = self.generator(real.flip(3) if flipped else real)
         fake_b = fake[:n]
 
         # Discriminator first on the detached translation, then the generator, as in CUT's code.
@@ -127,6 +132,8 @@ class CUTModule(TranslationScheme):
         )
         self.step_optimizer(opt_d, d_loss)
         self.untoggle_optimizer(opt_d)
+        if warming_up:  # the discriminator's warm-up: no generator step yet
+            return {"train/d_loss": d_loss.detach()}, n
 
         self.toggle_optimizer(opt_g)
         logs: dict[str, torch.Tensor] = {}

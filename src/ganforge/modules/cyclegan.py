@@ -33,7 +33,7 @@ class CycleGANModule(TranslationScheme):
         optimizer: see :class:`~ganforge.modules.scheme.TrainingScheme`.
         pool_size: generated images kept for the discriminators (CycleGAN: 50; 0 disables).
         max_iters: stop after this many training batches; ``None`` = no limit.
-        channels_last, compile, ema_decay, augment: see :class:`TranslationScheme`.
+        channels_last, compile, ema_decay, augment, d_warmup_iters: see :class:`TranslationScheme`.
     """
 
     scheme = "cyclegan"
@@ -53,12 +53,14 @@ class CycleGANModule(TranslationScheme):
         compile: bool | str = False,
         ema_decay: float | None = None,
         augment: nn.Module | None = None,
+        d_warmup_iters: int = 0,
     ):
         switches = {
             "channels_last": channels_last,
             "compile": compile,
             "ema_decay": ema_decay,
             "augment": augment,
+            "d_warmup_iters": d_warmup_iters,
         }
         super().__init__(generator, discriminator, loss, optimizer, max_iters=max_iters, **switches)
         self.generator_ba, self.discriminator_a = generator_ba, discriminator_a
@@ -93,12 +95,33 @@ class CycleGANModule(TranslationScheme):
     def train_step(self, batch: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], int]:
         real_a, real_b = batch["A"], batch["B"]
         opt_g, opt_d = self.optimizers()
-        obj = self.objective
+        obj, judge = self.objective, self.judge
         g_ab, g_ba, d_b, d_a = self.generator, self.generator_ba, self.discriminator, self.discriminator_a
+        logs: dict[str, torch.Tensor] = {}
         # Generators first (D frozen by toggle_optimizer), then the discriminators, as in the reference code.
+        if self.steps_generators():
+            fake_b, fake_a, logs = self.generator_step(real_a, real_b, opt_g)
+        else:  # the discriminators' warm-up: translations of the untrained generators, no generator step
+            with torch.no_grad():
+                fake_b, fake_a = g_ab(real_a), g_ba(real_b)
+
+        pooled_b, pooled_a = self.pool_b.query(fake_b), self.pool_a.query(fake_a)
+        self.toggle_optimizer(opt_d)
+        d_loss_b = obj.d_loss(judge(d_b, real_b), judge(d_b, pooled_b))
+        d_loss_a = obj.d_loss(judge(d_a, real_a), judge(d_a, pooled_a))
+        self.step_optimizer(opt_d, d_loss_a + d_loss_b)
+        self.untoggle_optimizer(opt_d)
+        logs.update({"train/d_loss_a": d_loss_a.detach(), "train/d_loss_b": d_loss_b.detach()})
+        logs["train/d_loss"] = (d_loss_a + d_loss_b).detach()
+        return logs, real_a.shape[0]
+
+    def generator_step(self, real_a: torch.Tensor, real_b: torch.Tensor, opt_g) -> tuple:
+        """Both generators' step (the discriminators frozen by ``toggle_optimizer``); returns the
+        translations ``G(A)`` and ``F(B)`` and the values to log."""
+        obj, judge = self.objective, self.judge
+        g_ab, g_ba, d_b, d_a = self.generator, self.generator_ba, self.discriminator, self.discriminator_a
         self.toggle_optimizer(opt_g)
         fake_b, fake_a = g_ab(real_a), g_ba(real_b)
-        judge = self.judge
         g_adv = obj.g_loss(judge(d_b, fake_b)) + obj.g_loss(judge(d_a, fake_a))
         cyc = cycle_loss(real_a, g_ba(fake_b)) + cycle_loss(real_b, g_ab(fake_a))
         g_loss = g_adv + obj.lambda_cycle * cyc
@@ -110,16 +133,8 @@ class CycleGANModule(TranslationScheme):
         self.step_optimizer(opt_g, g_loss)
         self.untoggle_optimizer(opt_g)
         self.g_steps += 1
-
-        pooled_b, pooled_a = self.pool_b.query(fake_b), self.pool_a.query(fake_a)
-        self.toggle_optimizer(opt_d)
-        d_loss_b = obj.d_loss(judge(d_b, real_b), judge(d_b, pooled_b))
-        d_loss_a = obj.d_loss(judge(d_a, real_a), judge(d_a, pooled_a))
-        self.step_optimizer(opt_d, d_loss_a + d_loss_b)
-        self.untoggle_optimizer(opt_d)
-        logs.update({"train/d_loss_a": d_loss_a.detach(), "train/d_loss_b": d_loss_b.detach()})
-        logs.update({"train/g_loss": g_loss.detach(), "train/d_loss": (d_loss_a + d_loss_b).detach()})
-        return logs, real_a.shape[0]
+        logs["train/g_loss"] = g_loss.detach()
+        return fake_b, fake_a, logs
 
     def validate_more(self, real_a: torch.Tensor, fake_b: torch.Tensor) -> None:
         self.log(

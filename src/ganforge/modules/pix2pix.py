@@ -9,6 +9,7 @@ test time, as in the paper (``model.generator.dropout_at_eval``).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 
 import torch
@@ -28,12 +29,16 @@ class Pix2PixModule(TranslationScheme):
         real_a, real_b = batch["A"], batch["B"]
         opt_g, opt_d = self.optimizers()
         obj = self.objective
-        fake_b = self.generator(real_a)
+        warming_up = not self.steps_generators()
+        with torch.no_grad() if warming_up else contextlib.nullcontext():
+            fake_b = self.generator(real_a)
         # Discriminator first on the detached translation, then the generator, as in pix2pix's code.
         self.toggle_optimizer(opt_d)
         d_loss = obj.d_loss(self.discriminator(real_b, real_a), self.discriminator(fake_b.detach(), real_a))
         self.step_optimizer(opt_d, d_loss)
         self.untoggle_optimizer(opt_d)
+        if warming_up:  # the discriminator's warm-up: no generator step yet
+            return {"train/d_loss": d_loss.detach()}, real_a.shape[0]
         self.toggle_optimizer(opt_g)
         g_adv = obj.g_loss(self.discriminator(fake_b, real_a))
         l1 = l1_loss(fake_b, real_b)

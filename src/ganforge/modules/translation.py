@@ -50,6 +50,10 @@ class TranslationScheme(TrainingScheme):
         augment: a differentiable augmentation (``augment=diffaugment``, or ``augment=ada`` with a fixed
             ``p``) applied to every image a discriminator sees, real, translated and pooled, in D's and
             G's steps (unpaired schemes only); ``None`` (the papers) judges images as they are.
+        d_warmup_iters: the first this many iterations step the discriminators only, on translations
+            by the untrained generators, so that the generators' first steps follow a discriminator
+            that already tells the domains apart (WGAN's extra critic iterations at the start,
+            Arjovsky et al. 2017); 0 (the papers) steps both from the first iteration.
     """
 
     paired_data = False  # whether the scheme needs paired A/B images
@@ -67,9 +71,11 @@ class TranslationScheme(TrainingScheme):
         compile: bool | str = False,
         ema_decay: float | None = None,
         augment: nn.Module | None = None,
+        d_warmup_iters: int = 0,
     ):
         super().__init__(optimizer, max_iters=max_iters, channels_last=channels_last, compile=compile)
         check_value("model.ema_decay", ema_decay)
+        check_value("model.d_warmup_iters", d_warmup_iters)
         if augment is not None and self.conditional_discriminator:
             raise ConfigError(
                 f"model.augment (augment=...) is for unpaired translation: {self.scheme}'s discriminator judges "
@@ -83,6 +89,7 @@ class TranslationScheme(TrainingScheme):
             )
         self.generator, self.discriminator, self.objective = generator, discriminator, loss
         self.augment = augment
+        self.d_warmup_iters = d_warmup_iters
         self.ema_decay = ema_decay
         self.translators_ema: nn.ModuleDict | None = None
         self.build_ema()
@@ -90,6 +97,10 @@ class TranslationScheme(TrainingScheme):
         self._classifier: dict[str, nn.Module] = {}  # outside the state dict: not part of the model
 
     # ----------------------------------------------------------------- what the subclasses set
+    def steps_generators(self) -> bool:
+        """Whether this iteration steps the generators (not during ``d_warmup_iters``)."""
+        return self.iteration >= self.d_warmup_iters
+
     def judge(self, discriminator: nn.Module, images: torch.Tensor) -> torch.Tensor:
         """``discriminator``'s logits on ``images`` behind the augmentation (``augment=``), if any: the
         same differentiable augmentation for real, translated and pooled images, in D's and G's steps
