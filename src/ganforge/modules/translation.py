@@ -1,7 +1,7 @@
 """What the image-to-image schemes share: translation, held-out scores and the data checks.
 
-:class:`TranslationScheme` is the base of :class:`~ganforge.modules.cyclegan.CycleGANModule` and
-:class:`~ganforge.modules.pix2pix.Pix2PixModule`. Batches follow :mod:`ganforge.data.translation`
+:class:`TranslationScheme` is the base of :class:`~ganforge.modules.cyclegan.CycleGANModule`,
+:class:`~ganforge.modules.cut.CUTModule` and :class:`~ganforge.modules.pix2pix.Pix2PixModule`. Batches follow :mod:`ganforge.data.translation`
 (dicts with ``"A"``, ``"B"``, ``"A_label"`` and, for paired data, ``"target"``).
 
 Validation logs ``val/psnr`` and ``val/ssim`` of A -> B translations against the known target
