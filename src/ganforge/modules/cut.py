@@ -117,10 +117,11 @@ class CUTModule(TranslationScheme):
         obj = self.objective
         use_nce = obj.lambda_nce > 0
         identity = use_nce and obj.nce_identity
-        # A and B through G in one batch (as the reference); flipped together for flip equivariance.
-        real = torch.cat([real_a, real_b]) if identity else real_a
-        flipped = obj.flip_equivariance and bool(torch.rand(()) < 0.5)
         warming_up = not self.steps_generators()
+        # A and B through G in one batch (as the reference); flipped together for flip equivariance.
+        # G(B) serves only the generator's identity term, so the discriminator's warm-up skips it.
+        real = torch.cat([real_a, real_b]) if identity and not warming_up else real_a
+        flipped = obj.flip_equivariance and bool(torch.rand(()) < 0.5)
         with torch.no_grad() if warming_up else contextlib.nullcontext():
             fake = self.generator(real.flip(3) if flipped else real)
         fake_b = fake[:n]

@@ -1,8 +1,9 @@
 """What the image-to-image schemes share: translation, held-out scores and the data checks.
 
 :class:`TranslationScheme` is the base of :class:`~ganforge.modules.cyclegan.CycleGANModule`,
-:class:`~ganforge.modules.cut.CUTModule` and :class:`~ganforge.modules.pix2pix.Pix2PixModule`. Batches follow :mod:`ganforge.data.translation`
-(dicts with ``"A"``, ``"B"``, ``"A_label"`` and, for paired data, ``"target"``).
+:class:`~ganforge.modules.cut.CUTModule` and :class:`~ganforge.modules.pix2pix.Pix2PixModule`.
+Batches follow :mod:`ganforge.data.translation` (dicts with ``"A"``, ``"B"``, ``"A_label"`` and,
+for paired data, ``"target"``).
 
 Validation logs ``val/psnr`` and ``val/ssim`` of A -> B translations against the known target
 (paired held-out data) beside ``val/psnr_identity`` / ``val/ssim_identity`` of the input itself
