@@ -6,7 +6,8 @@
 #
 # Results: $OUT/gpu_check.txt when OUT is set, else outputs/gpu_check.txt (everything printed goes
 # there too). Sections, each under its own `timeout` and all under one budget (GPU_CHECK_BUDGET_S,
-# default 440 s, counted once Python is ready; what would start later is recorded as skipped):
+# default 440 s, counted once Python is ready; what would start later is recorded as skipped;
+# GPU_CHECK_SKIP_TESTS=1 leaves out section 1, for a session that runs those tests beside other work):
 #   1. the tests marked `gpu` (tests/test_gpu.py): GAN, CycleGAN and pix2pix steps under 32-true,
 #      bf16-mixed and 16-mixed, clipping under fp16 loss scaling, metrics on CUDA vs CPU,
 #      ganforge-export of a GPU-trained checkpoint;
@@ -149,7 +150,12 @@ TINY=(--override data=digits --override data.img_size=16 --override data.batch_s
     --override model.generator.width=8 --override model.discriminator.width=8)
 PYTEST=("$PY" -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py -rfEsP --show-capture=stdout)
 
-if ((HAS_CUDA)); then
+if [[ ${GPU_CHECK_SKIP_TESTS:-0} == 1 ]]; then
+    log ""
+    log "=== tests marked gpu"
+    log "skipped: GPU_CHECK_SKIP_TESTS=1 (run separately)"
+    SUMMARY+=("tests marked gpu: skipped (GPU_CHECK_SKIP_TESTS=1)")
+elif ((HAS_CUDA)); then
     section "tests marked gpu" 200 "${PYTEST[@]}"
 else
     section "tests marked gpu (each skipped: no CUDA device)" 120 "${PYTEST[@]}"

@@ -95,6 +95,18 @@ def as_sweep_job(cfg, sweep: Path, arguments: list[str], job: list[str], num: in
     HydraConfig.instance().set_config(cfg)
 
 
+def test_comparison_hparams_outside_a_hydra_job(monkeypatch):
+    """A config composed in code (the benchmarks, a notebook) has no group choices: the curated keys alone."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from ganforge.loggers.naming import comparison_hparams, hydra_config
+
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)
+    assert hydra_config() is None
+    hparams = comparison_hparams({"seed": 1, "name": "exp", "data": {"batch_size": 8, "img_size": 32}})
+    assert hparams == {"data.batch_size": 8, "data.img_size": 32, "seed": 1, "experiment": "exp"}
+
+
 def test_runs_are_named_by_their_swept_overrides(tiny_cfg, tmp_path):
     """W&B and TensorBoard name a sweep's job by what was swept; a single run by its experiment."""
     from ganforge.loggers.naming import comparison_hparams, run_name
@@ -108,9 +120,10 @@ def test_runs_are_named_by_their_swept_overrides(tiny_cfg, tmp_path):
         "paths.outputs_root=/x",
         "~callbacks.progress_bar",
     ]
+    run_config = {"seed": 1, "name": "exp", "data": {"batch_size": 8, "img_size": 32}}
     as_sweep_job(cfg, sweep, ["loss=ns,hinge", "seed=0,1", *common], ["loss=hinge", "seed=1", *common], 3)
     assert sweep_names("exp") == ("exp/multirun_2026-01-01_00-00-00", "loss=hinge seed=1")
-    hparams = comparison_hparams({"seed": 1, "name": "exp", "data": {"batch_size": 8, "img_size": 32}})
+    hparams = comparison_hparams(run_config)
     assert list(hparams)[:2] == ["loss", "seed"] and hparams["loss"] == "ns"  # the composed choice
     assert {"model", "data.batch_size", "data.img_size", "experiment"} <= set(hparams)
     # A value listed twice: the grid has two equal names, so the job number tells them apart.

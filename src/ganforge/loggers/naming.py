@@ -193,7 +193,9 @@ def comparison_hparams(config: dict, hydra_cfg: DictConfig | None = None) -> dic
         hydra_cfg: the job's Hydra config, for group choices and swept keys (default: the running job's).
     """
     hydra_cfg = hydra_cfg if hydra_cfg is not None else hydra_config()
-    choices = dict(OmegaConf.select(hydra_cfg, "runtime.choices", default=None) or {})
+    # Outside a Hydra job (a config composed in code, as the benchmarks and notebooks do) there are no
+    # group choices and nothing swept: the curated keys alone.
+    choices = dict(OmegaConf.select(hydra_cfg, "runtime.choices", default=None) or {}) if hydra_cfg else {}
     swept = swept_keys(hydra_cfg) if is_multirun(hydra_cfg) else []
     resolved = OmegaConf.create(config)
     params: dict[str, Any] = {}
