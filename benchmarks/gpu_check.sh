@@ -16,7 +16,9 @@
 #   3. bench_translation.py: CycleGAN at 256 px, 9 blocks, width 64, batch 1 and 4, fp32 and bf16:
 #      seconds per iteration and peak CUDA memory;
 #   4. bench_metrics.py --device cuda: images/s of a whole evaluation;
-#   5. bench_train.py with --compile (inductor), fp32 then bf16: last, as compiling takes longest.
+#   5. bench_stylegan2.py --device cuda: a StyleGAN2 iteration with R1/R2 (wide, then narrow), the
+#      resampling filter as a depthwise convolution vs separable shifted sums (what CUDA uses);
+#   6. bench_train.py with --compile (inductor), fp32 then bf16: last, as compiling takes longest.
 # A failing section is recorded (FAILED / TIMED OUT) and the next one runs; the exit status is the
 # number of failed sections. Without CUDA, each GPU section writes "skipped: no CUDA device" and the
 # benchmarks run once at tiny sizes on the CPU instead, which checks the script itself (~3 min on 2
@@ -175,6 +177,11 @@ cpu_section "bench_translation, CPU, tiny: 32 px, 2 blocks, width 16" 150 \
 gpu_section "bench_metrics on CUDA" 60 "$PY" benchmarks/bench_metrics.py --device cuda
 cpu_section "bench_metrics, CPU, 200 generated images" 90 \
     "$PY" benchmarks/bench_metrics.py --device cpu --n-fake 200
+gpu_section "bench_stylegan2: Stacked MNIST StyleGAN2 (R3GAN loss), wide, depthwise vs separable filter" 90 \
+    "$PY" benchmarks/bench_stylegan2.py --device cuda --wide
+gpu_section "bench_stylegan2: the same, the README's narrow network" 60 \
+    "$PY" benchmarks/bench_stylegan2.py --device cuda
+cpu_section "bench_stylegan2, CPU, narrow, 2 iterations per turn" 90 "$PY" benchmarks/bench_stylegan2.py --quick
 gpu_section "bench_train: DCGAN 64 px, batch 128, fp32, compiled (inductor)" 150 \
     "$PY" benchmarks/bench_train.py --device cuda --precision 32-true --compile --repeats 2 --iters 20 "${DCGAN64[@]}"
 gpu_section "bench_train: DCGAN 64 px, batch 128, bf16-mixed, compiled (inductor)" 150 \

@@ -54,9 +54,22 @@ def test_bench_train_reports_every_figure(bench_train):
     assert {"measure", *bench_train.NAMES} == set(rows[0]) == set(rows[-1])
 
 
+@pytest.mark.slow
+def test_bench_stylegan2_times_both_filters_and_restores_the_default():
+    bench = bench_module("bench_stylegan2")
+    rows = {r["measure"]: r["value"] for r in bench.main(["--iters", "1", "--turns", "1"])}
+    for name in ("depthwise", "separable"):
+        assert float(rows[f"{name}: s/iteration (median; min-max)"].split(";")[0]) > 0
+    assert float(rows["separable / depthwise (s/iteration)"]) > 0
+    from ganforge.networks import stylegan2
+
+    assert stylegan2.fir_filter is bench.BY_DEVICE  # training after the benchmark filters as before
+
+
 def test_run_all_discovers_every_benchmark():
     found = [p.name for p in bench_module("run_all").discover()]
     expected = {"bench_train.py", "bench_translation.py", "bench_cyclegan_official.py", "bench_data.py"}
+    expected.add("bench_stylegan2.py")
     assert expected <= set(found) and all(n.startswith("bench_") for n in found)
 
 

@@ -23,6 +23,8 @@ from ganforge.networks.stylegan2 import (
     StyleGAN2Discriminator,
     StyleGAN2Generator,
     fir_filter,
+    fir_filter_depthwise,
+    fir_filter_separable,
     lowpass_filter,
     mix_styles,
     modulated_conv2d,
@@ -348,3 +350,23 @@ def test_fir_filter_filters_each_channel_alone_with_the_gained_kernel():
     x.requires_grad_(True)
     fir_filter(x, f, (2, 1)).sum().backward()  # each input pixel reaches every output it filters
     assert torch.allclose(x.grad[:, :, 3:5, 3:5], torch.ones(2, 3, 2, 2))
+
+
+@pytest.mark.parametrize("pad, gain", [((2, 1), 4.0), ((1, 1), 1.0), ((3, 2), 4.0)])
+def test_separable_fir_filter_equals_the_depthwise_one_through_the_double_backward(pad, gain):
+    # CUDA's shifted sums against the CPU's depthwise convolution: the same filtered images, and
+    # the same weight gradients of an R1-style penalty (a gradient with respect to the input,
+    # differentiated again), the double backward the separable form exists for.
+    f = lowpass_filter()
+    weight = torch.randn(5, 3, 3, 3, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(2, 3, 9, 9, dtype=torch.float64, requires_grad=True)
+    grads = []
+    for fir in (fir_filter_depthwise, fir_filter_separable):
+        y = fir(F.conv2d(x, weight, padding=1), f.double(), pad, gain=gain)
+        (g,) = torch.autograd.grad(y.sin().sum(), x, create_graph=True)
+        (w_grad,) = torch.autograd.grad(g.square().sum(), weight)
+        grads.append((y, w_grad))
+    (y_conv, w_conv), (y_sep, w_sep) = grads
+    assert y_sep.shape == y_conv.shape == (2, 5, 9 + sum(pad) - 3, 9 + sum(pad) - 3)
+    assert torch.allclose(y_sep, y_conv, atol=1e-12) and torch.allclose(w_sep, w_conv, atol=1e-10)
+    assert w_conv.abs().max() > 1e-3  # the penalty reaches the weights

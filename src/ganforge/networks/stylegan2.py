@@ -53,13 +53,45 @@ def lowpass_filter(taps: tuple[int, ...] = (1, 3, 3, 1)) -> torch.Tensor:
 
 def fir_filter(x: torch.Tensor, f: torch.Tensor, pad: tuple[int, int], gain: float = 1.0) -> torch.Tensor:
     """Pad every side by ``pad = (before, after)`` and convolve each channel with ``f * gain``
-    (the filter is symmetric, so correlation and convolution agree). A depthwise convolution (the
-    filter repeated per channel, ``groups`` = channels): folding the channels into the batch gives
-    the same values, but its backward pass is ~30x slower on a CPU (oneDNN, one-channel images)."""
+    (the filter is symmetric, so correlation and convolution agree).
+
+    Two computations of the same values, by device. On a CPU, a depthwise convolution (the filter
+    repeated per channel, ``groups`` = channels): folding the channels into the batch gives the
+    same values, but its backward pass is ~30x slower there (oneDNN, one-channel images), and
+    shifted sums cost 10-20 % more per StyleGAN2 iteration. On CUDA, the separable shifted sums of
+    :func:`fir_filter_separable`: the double backward of a grouped convolution (R1 and R2 through
+    D's down-sampling, path length through G's up-sampling) runs one convolution per channel, and
+    on an H200 those loops took 95 % of the GPU time of a StyleGAN2 iteration (see
+    ``benchmarks/RESULTS.md``)."""
+    return (fir_filter_separable if x.is_cuda else fir_filter_depthwise)(x, f, pad, gain)
+
+
+def fir_filter_depthwise(
+    x: torch.Tensor, f: torch.Tensor, pad: tuple[int, int], gain: float = 1.0
+) -> torch.Tensor:
+    """:func:`fir_filter` as a depthwise convolution: ``f * gain`` repeated per channel, ``groups``
+    = channels."""
     c = int(x.shape[1])  # a constant of the layer, also when traced (ONNX needs the kernel's shape)
     x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
     weight = (f * gain).to(x.dtype)[None, None].repeat(c, 1, 1, 1)
     return F.conv2d(x, weight, groups=c)
+
+
+def fir_filter_separable(
+    x: torch.Tensor, f: torch.Tensor, pad: tuple[int, int], gain: float = 1.0
+) -> torch.Tensor:
+    """:func:`fir_filter` as weighted sums of shifted slices, first along the height, then the
+    width: no convolution, so every derivative is elementwise too. ``f`` must be rank one, as
+    :func:`lowpass_filter`'s outer product is: its row sums and column sums (over its total)
+    are then the 1-D taps whose outer product is ``f``."""
+    x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
+    taps_h, taps_w = f.shape
+    h, w = x.shape[2] - taps_h + 1, x.shape[3] - taps_w + 1
+    f = f.to(x.dtype)
+    along_h = f.sum(dim=1) * gain
+    along_w = f.sum(dim=0) / f.sum()
+    x = sum(along_h[i] * x[:, :, i : i + h, :] for i in range(taps_h))
+    return sum(along_w[j] * x[:, :, :, j : j + w] for j in range(taps_w))
 
 
 def upsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
