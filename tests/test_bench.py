@@ -30,8 +30,16 @@ def bench_train():
     return bench_module("bench_train")
 
 
+@pytest.fixture
+def outside_hydra(monkeypatch):
+    """As the benchmark runs from its command line: no Hydra job config, whatever an earlier test set."""
+    from hydra.core.hydra_config import HydraConfig
+
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)
+
+
 @pytest.mark.slow
-def test_bench_train_reports_every_figure(bench_train):
+def test_bench_train_reports_every_figure(bench_train, outside_hydra):
     result = bench_train.measure(repeats=1, iters=4, warmup=1, overrides=TINY, matmul_n=256, block=2)
     assert result["timed_iters"] == 4 and result["block"] == 2  # two turns of each loop
     assert result["block_ratio"] > 0 and 0 <= result["block_ratio_share"] <= 1
@@ -55,7 +63,7 @@ def test_bench_train_reports_every_figure(bench_train):
 
 
 @pytest.mark.slow
-def test_bench_stylegan2_times_both_filters_and_restores_the_default():
+def test_bench_stylegan2_times_both_filters_and_restores_the_default(outside_hydra):
     bench = bench_module("bench_stylegan2")
     rows = {r["measure"]: r["value"] for r in bench.main(["--iters", "1", "--turns", "1"])}
     for name in ("depthwise", "separable"):
