@@ -120,10 +120,9 @@ def test_runs_are_named_by_their_swept_overrides(tiny_cfg, tmp_path):
         "paths.outputs_root=/x",
         "~callbacks.progress_bar",
     ]
-    run_config = {"seed": 1, "name": "exp", "data": {"batch_size": 8, "img_size": 32}}
     as_sweep_job(cfg, sweep, ["loss=ns,hinge", "seed=0,1", *common], ["loss=hinge", "seed=1", *common], 3)
     assert sweep_names("exp") == ("exp/multirun_2026-01-01_00-00-00", "loss=hinge seed=1")
-    hparams = comparison_hparams(run_config)
+    hparams = comparison_hparams({"seed": 1, "name": "exp", "data": {"batch_size": 8, "img_size": 32}})
     assert list(hparams)[:2] == ["loss", "seed"] and hparams["loss"] == "ns"  # the composed choice
     assert {"model", "data.batch_size", "data.img_size", "experiment"} <= set(hparams)
     # A value listed twice: the grid has two equal names, so the job number tells them apart.
