@@ -24,15 +24,15 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import open_dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from bench_translation import StepTimer, bare_trainer  # noqa: E402
+
 import ganforge.networks.stylegan2 as stylegan2  # noqa: E402
 from ganforge.config import compose_config  # noqa: E402
 from ganforge.train import build_module  # noqa: E402
@@ -53,42 +53,18 @@ def main(argv: list[str] | None = None) -> list[dict[str, str]]:
     parser.add_argument("--quick", action="store_true", help="2 iterations, 2 turns")
     args, _ = parser.parse_known_args(argv)
     iters, turns = (2, 2) if args.quick else (args.iters, args.turns)
-    accelerator = "gpu" if args.device == "cuda" else "cpu"
-    cfg = compose_config(
-        ["experiment=stylegan2_r3gan_stacked_mnist_arch", f"trainer.accelerator={accelerator}"]
-        + ["trainer.devices=1", "metrics=none", "~callbacks", *(WIDE if args.wide else [])]
-    )
+    cfg = compose_config(["experiment=stylegan2_r3gan_stacked_mnist_arch", *(WIDE if args.wide else [])])
     with open_dict(cfg):
         cfg.paths.output_dir = tempfile.mkdtemp(prefix="bench_stylegan2_")
     datamodule = instantiate(cfg.data)
     module = build_module(cfg, datamodule)
 
-    def sync() -> None:
-        if args.device == "cuda":
-            torch.cuda.synchronize()
-
-    class Clock(pl.Callback):
-        """Time from the start of the second batch to the end of the last: the fit's set-up and
-        the first iteration's one-off work are not counted."""
-
-        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-            if batch_idx == 1:
-                sync()
-                self.start = time.perf_counter()
-
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-            sync()
-            self.end = time.perf_counter()
-
     def fit(n: int) -> float:
-        """Seconds per iteration over ``n`` timed iterations (``n + 1`` are run)."""
-        clock = Clock()
-        trainer = instantiate(
-            cfg.trainer, logger=False, max_epochs=1, limit_train_batches=n + 1, limit_val_batches=0,
-            enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False, callbacks=[clock],
-        )  # fmt: skip
+        """Seconds per iteration over ``n`` timed iterations, after one untimed (``n + 1`` are run)."""
+        timer = StepTimer(warmup=1, iters=n, device=args.device)
+        trainer = bare_trainer(args.device, str(cfg.trainer.precision), n + 1, [timer])
         trainer.fit(module, datamodule=datamodule)
-        return (clock.end - clock.start) / n
+        return timer.seconds / n
 
     times: dict[str, list[float]] = {name: [] for name in IMPLEMENTATIONS}
     try:

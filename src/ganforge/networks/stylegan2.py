@@ -58,7 +58,7 @@ def fir_filter(x: torch.Tensor, f: torch.Tensor, pad: tuple[int, int], gain: flo
     Two computations of the same values, by device. On a CPU, a depthwise convolution (the filter
     repeated per channel, ``groups`` = channels): folding the channels into the batch gives the
     same values, but its backward pass is ~30x slower there (oneDNN, one-channel images), and
-    shifted sums cost ~7 % more per StyleGAN2 iteration (``benchmarks/bench_stylegan2.py``). On
+    shifted sums cost 7-13 % more per StyleGAN2 iteration (``benchmarks/bench_stylegan2.py``). On
     CUDA, the separable shifted sums of :func:`fir_filter_separable`: the double backward of a
     grouped convolution (R1 and R2 through D's down-sampling, path length through G's
     up-sampling) runs one convolution per channel, and on an H200 those loops took 95 % of the GPU
