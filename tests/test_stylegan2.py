@@ -234,6 +234,27 @@ def test_sides_of_seven_times_a_power_of_two_start_from_7x7():
         StyleGAN2Generator(img_size=24)
 
 
+def test_a_w_input_varies_the_first_feature_map_with_z_where_the_constant_cannot():
+    z = torch.randn(3, 8)
+    for mode in ("const", "w"):
+        g = tiny_generator(input_mode=mode).eval()
+        for module in g.modules():  # every style is its bias alone: the same for every z
+            if isinstance(module, EqualizedLinear) and module.bias is not None and module.bias[0] == 1:
+                module.weight.data.zero_()
+        images = g(z, noise_mode="none").detach()
+        spread = (images - images[:1]).abs().amax()
+        assert (spread < 1e-6) if mode == "const" else (spread > 1e-3)
+    first = g.synthesis.b4
+    ws = g.mapping(z)
+    torch.testing.assert_close(
+        first.input(ws[:, 0]).reshape(3, 8, 4, 4),
+        F.linear(ws[:, 0], first.input.weight / math.sqrt(8), first.input.bias).reshape(3, 8, 4, 4),
+    )
+    assert not hasattr(first, "const")
+    with pytest.raises(ValueError, match="const, w"):
+        tiny_generator(input_mode="z")
+
+
 def test_conditional_networks_take_labels():
     g = StyleGAN2Generator(8, 8, 1, 8, 2, channel_base=64, channel_max=8, num_classes=3).eval()
     d = StyleGAN2Discriminator(8, 1, channel_base=64, channel_max=8, num_classes=3, mapping_layers=2)
@@ -323,6 +344,15 @@ def test_onnx_export_reproduces_the_generator(checkpoint, tmp_path, psi):
     got = torch.from_numpy(session.run(None, {"z": z.numpy()})[0])
     with torch.no_grad():
         torch.testing.assert_close(got, net(z, truncation_psi=psi), rtol=1e-4, atol=1e-5)
+
+
+def test_a_generator_with_a_w_input_trains_and_exports(tmp_path):
+    metrics = train(compose_tiny(tmp_path, [*TINY, "model.generator.input_mode=w"]))
+    assert math.isfinite(metrics["train/g_loss"])
+    checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert "generator.synthesis.b4.input.weight" in load_checkpoint(checkpoint)["state_dict"]
+    result = export_generator(checkpoint, "onnx", tmp_path / "g.onnx", batch_size=3, truncation_psi=0.7)
+    assert result["max_abs_diff"] < 1e-4
 
 
 def test_truncation_sweep_evaluates_and_plots(checkpoint, tmp_path):

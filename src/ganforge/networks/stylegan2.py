@@ -37,6 +37,7 @@ from ganforge.networks.dcgan import resolution_plan
 
 LRELU_GAIN = math.sqrt(2.0)  # keeps the activations' magnitude through a leaky ReLU (He et al.)
 NOISE_MODES = ("random", "const", "none")
+INPUT_MODES = ("const", "w")
 
 
 def normalize_2nd_moment(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -294,13 +295,29 @@ class SynthesisBlock(nn.Module):
         w_dim: size of ``w``.
         resolution: side of this block's output.
         img_channels: image channels.
+        input_mode: the first block's input: ``const``, StyleGAN2's learned constant, or ``w``, an
+            equalized fully connected map of the block's ``w`` to ``out_channels x r x r`` (as
+            DCGAN projects ``z``), so that the layout varies per sample before any modulation.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, img_channels: int):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        w_dim: int,
+        resolution: int,
+        img_channels: int,
+        input_mode: str = "const",
+    ):
         super().__init__()
-        self.in_channels = in_channels
-        if in_channels == 0:
+        if input_mode not in INPUT_MODES:
+            raise ValueError(f"input_mode must be one of {', '.join(INPUT_MODES)}; got {input_mode!r}")
+        self.in_channels, self.input_mode = in_channels, input_mode
+        if in_channels == 0 and input_mode == "const":
             self.const = nn.Parameter(torch.randn(out_channels, resolution, resolution))
+        elif in_channels == 0:
+            self.input = EqualizedLinear(w_dim, out_channels * resolution * resolution)
+            self.input_shape = (out_channels, resolution, resolution)
         else:
             self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim, resolution, up=True)
         self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim, resolution)
@@ -312,7 +329,10 @@ class SynthesisBlock(nn.Module):
         self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor, noise_mode: str
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if self.in_channels == 0:
-            x = self.const.to(ws.dtype)[None].expand(ws.shape[0], -1, -1, -1)
+            if self.input_mode == "const":
+                x = self.const.to(ws.dtype)[None].expand(ws.shape[0], -1, -1, -1)
+            else:
+                x = self.input(ws[:, 0]).reshape(-1, *self.input_shape)
             x = self.conv1(x, ws[:, 0], noise_mode)
         else:
             x = self.conv0(x, ws[:, 0], noise_mode)
@@ -340,14 +360,22 @@ def channels_per_resolution(img_size: int, channel_base: int, channel_max: int) 
 class SynthesisNetwork(nn.Module):
     """``ws (N, num_ws, w_dim)`` -> images, one :class:`SynthesisBlock` per resolution (``b4``, ``b8``, ...)."""
 
-    def __init__(self, w_dim: int, img_size: int, img_channels: int, channel_base: int, channel_max: int):
+    def __init__(
+        self,
+        w_dim: int,
+        img_size: int,
+        img_channels: int,
+        channel_base: int,
+        channel_max: int,
+        input_mode: str = "const",
+    ):
         super().__init__()
         self.channels = channels_per_resolution(img_size, channel_base, channel_max)
         self.resolutions = list(self.channels)
         self.num_ws = 0
         for res in self.resolutions:
             in_channels = self.channels[res // 2] if res > self.resolutions[0] else 0
-            block = SynthesisBlock(in_channels, self.channels[res], w_dim, res, img_channels)
+            block = SynthesisBlock(in_channels, self.channels[res], w_dim, res, img_channels, input_mode)
             self.add_module(f"b{res}", block)
             self.num_ws += block.num_conv
         self.num_ws += 1  # the last block's toRGB; earlier toRGBs share their next block's first w
@@ -453,6 +481,8 @@ class StyleGAN2Generator(nn.Module):
         w_avg_beta: decay of the running mean of ``w`` (0.995), the centre of truncation.
         style_mixing_prob: in training mode, the share of batches whose layers from a random
             cutoff on take ``w`` of a second ``z`` (0.9 in StyleGAN2; 0 = off).
+        input_mode: the synthesis input: ``const`` (StyleGAN2's learned constant) or ``w`` (a
+            fully connected map of the first layer's ``w`` to the first block's feature map).
     """
 
     def __init__(
@@ -468,13 +498,14 @@ class StyleGAN2Generator(nn.Module):
         num_classes: int = 0,
         w_avg_beta: float = 0.995,
         style_mixing_prob: float = 0.0,
+        input_mode: str = "const",
     ):
         super().__init__()
         if not 0 <= style_mixing_prob <= 1:
             raise ValueError(f"style_mixing_prob must be in [0, 1]; got {style_mixing_prob}")
         self.latent_dim, self.num_classes, self.w_dim = latent_dim, num_classes, w_dim
         self.style_mixing_prob = style_mixing_prob
-        self.synthesis = SynthesisNetwork(w_dim, img_size, channels, channel_base, channel_max)
+        self.synthesis = SynthesisNetwork(w_dim, img_size, channels, channel_base, channel_max, input_mode)
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(
             latent_dim, num_classes, w_dim, self.num_ws, mapping_layers, mapping_lr_mult, w_avg_beta
