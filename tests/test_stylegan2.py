@@ -255,6 +255,16 @@ def test_a_w_input_varies_the_first_feature_map_with_z_where_the_constant_cannot
         tiny_generator(input_mode="z")
 
 
+def test_a_tanh_output_bounds_the_linear_image_in_forward_and_synthesis_alike():
+    z = torch.randn(3, 8)
+    linear, bounded = tiny_generator().eval(), tiny_generator(output_activation="tanh").eval()
+    torch.testing.assert_close(bounded(z), torch.tanh(linear(z)))
+    ws = bounded.sample_ws(z)  # what path length differentiates: synthesis alone
+    torch.testing.assert_close(bounded.synthesis(ws, "const"), bounded(z))
+    with pytest.raises(ValueError, match="linear, tanh"):
+        tiny_generator(output_activation="sigmoid")
+
+
 def test_conditional_networks_take_labels():
     g = StyleGAN2Generator(8, 8, 1, 8, 2, channel_base=64, channel_max=8, num_classes=3).eval()
     d = StyleGAN2Discriminator(8, 1, channel_base=64, channel_max=8, num_classes=3, mapping_layers=2)

@@ -38,6 +38,7 @@ from ganforge.networks.dcgan import resolution_plan
 LRELU_GAIN = math.sqrt(2.0)  # keeps the activations' magnitude through a leaky ReLU (He et al.)
 NOISE_MODES = ("random", "const", "none")
 INPUT_MODES = ("const", "w")
+OUTPUT_ACTIVATIONS = ("linear", "tanh")
 
 
 def normalize_2nd_moment(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -368,8 +369,14 @@ class SynthesisNetwork(nn.Module):
         channel_base: int,
         channel_max: int,
         input_mode: str = "const",
+        output_activation: str = "linear",
     ):
         super().__init__()
+        if output_activation not in OUTPUT_ACTIVATIONS:
+            raise ValueError(
+                f"output_activation must be one of {', '.join(OUTPUT_ACTIVATIONS)}; got {output_activation!r}"
+            )
+        self.output_activation = output_activation
         self.channels = channels_per_resolution(img_size, channel_base, channel_max)
         self.resolutions = list(self.channels)
         self.num_ws = 0
@@ -387,7 +394,7 @@ class SynthesisNetwork(nn.Module):
             block = getattr(self, f"b{res}")
             x, img = block(x, img, ws[:, index : index + block.num_conv + 1], noise_mode)
             index += block.num_conv
-        return img
+        return torch.tanh(img) if self.output_activation == "tanh" else img
 
 
 class MappingNetwork(nn.Module):
@@ -483,6 +490,8 @@ class StyleGAN2Generator(nn.Module):
             cutoff on take ``w`` of a second ``z`` (0.9 in StyleGAN2; 0 = off).
         input_mode: the synthesis input: ``const`` (StyleGAN2's learned constant) or ``w`` (a
             fully connected map of the first layer's ``w`` to the first block's feature map).
+        output_activation: ``linear`` (StyleGAN2: unclamped images) or ``tanh`` (bounded to
+            [-1, 1], as DCGAN's generator).
     """
 
     def __init__(
@@ -499,13 +508,17 @@ class StyleGAN2Generator(nn.Module):
         w_avg_beta: float = 0.995,
         style_mixing_prob: float = 0.0,
         input_mode: str = "const",
+        output_activation: str = "linear",
     ):
         super().__init__()
         if not 0 <= style_mixing_prob <= 1:
             raise ValueError(f"style_mixing_prob must be in [0, 1]; got {style_mixing_prob}")
+
         self.latent_dim, self.num_classes, self.w_dim = latent_dim, num_classes, w_dim
         self.style_mixing_prob = style_mixing_prob
-        self.synthesis = SynthesisNetwork(w_dim, img_size, channels, channel_base, channel_max, input_mode)
+        self.synthesis = SynthesisNetwork(
+            w_dim, img_size, channels, channel_base, channel_max, input_mode, output_activation
+        )
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(
             latent_dim, num_classes, w_dim, self.num_ws, mapping_layers, mapping_lr_mult, w_avg_beta
