@@ -513,7 +513,6 @@ class StyleGAN2Generator(nn.Module):
         super().__init__()
         if not 0 <= style_mixing_prob <= 1:
             raise ValueError(f"style_mixing_prob must be in [0, 1]; got {style_mixing_prob}")
-
         self.latent_dim, self.num_classes, self.w_dim = latent_dim, num_classes, w_dim
         self.style_mixing_prob = style_mixing_prob
         self.synthesis = SynthesisNetwork(
