@@ -3,6 +3,8 @@
 Usage (from the repository root, after run.sh's training runs):
     .venv/bin/python experiments/architectures_mnist5k/budget.py [outputs/architectures_mnist5k] [outputs/architectures_stacked_mnist]
 
+With one folder given, no Stacked MNIST folder is read unless it is given too.
+
 One line per run: experiment, seed, iterations (training batches), images seen by D, seconds per
 iteration (``perf/sec_per_iter``) and the final FID, recall and coverage; then the Stacked MNIST
 runs' mode count and KL from their ``metrics.csv``. Reads the run folders only.
@@ -44,7 +46,8 @@ def fmt(values: dict[str, str], key: str, digits: int = 3) -> str:
 
 def main(argv: list[str]) -> None:
     root = Path(argv[0]) if argv else Path("outputs/architectures_mnist5k")
-    stacked = Path(argv[1]) if len(argv) > 1 else Path("outputs/architectures_stacked_mnist")
+    # the Stacked MNIST folder: the second argument; its default only when no argument is given
+    stacked = Path(argv[1]) if len(argv) > 1 else None if argv else Path("outputs/architectures_stacked_mnist")
     print("| experiment | seed | iterations | batch | images seen | s/iteration | FID | recall | coverage |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, seed, steps, batch, v in runs(root):
@@ -52,7 +55,7 @@ def main(argv: list[str]) -> None:
             f"| {name} | {seed} | {steps:,} | {batch} | {steps * batch:,} | {fmt(v, 'perf/sec_per_iter')} "
             f"| {fmt(v, 'val/fid', 2)} | {fmt(v, 'val/recall')} | {fmt(v, 'val/coverage')} |"
         )
-    if stacked.is_dir():
+    if stacked is not None and stacked.is_dir():
         print("\n| experiment | seed | iterations | images seen | modes (of 1,000) | KL |")
         print("|---|---|---|---|---|---|")
         for name, seed, steps, batch, v in runs(stacked):

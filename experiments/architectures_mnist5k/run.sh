@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every row of experiments/architectures_mnist5k/README.md: DCGAN, SNGAN and a small StyleGAN2 on
 # mnist5k, seeds 1-3, each stopped by the same wall-clock budget (Lightning's trainer.max_time) on
-# one thread, two runs side by side on the 2-core CPU; StyleGAN2 on Stacked MNIST (seed 1); the
+# one thread, two runs side by side on the 2-core CPU (the StyleGAN2 with a tanh output too, reported
+# apart); StyleGAN2 on Stacked MNIST (seed 1); the
 # StyleGAN2 with R3GAN's loss (seeds 1-3; Stacked MNIST seeds 1 and 2) at its own, longer budgets; then the
 # reports, the sample mosaic and the truncation sweep of StyleGAN2's seed-1 checkpoint.
 # LANE=long instead trains StyleGAN2 with its own recipe for an hour (seeds 1 and 2 on mnist5k,
@@ -19,6 +20,7 @@ OUT="${OUT:-outputs/architectures_mnist5k}"
 STACKED="${STACKED:-outputs/architectures_stacked_mnist}"
 BUDGET="${BUDGET:-00:00:05:00}"   # training wall-clock per run; evaluations during training count in it
 R3_OUT="${R3_OUT:-outputs/architectures_mnist5k_r3gan}"           # the R3GAN-loss rows, reported apart
+TANH_OUT="${TANH_OUT:-outputs/architectures_mnist5k_tanh}"        # the tanh-output StyleGAN2 row, reported apart
 R3_STACKED="${R3_STACKED:-outputs/architectures_stacked_mnist_r3gan}"
 R3_BUDGET="${R3_BUDGET:-00:00:20:00}"   # R1 + R2 on every D step cost ~0.6 s per iteration: 5 minutes is ~470
 R3_STACKED_BUDGET="${R3_STACKED_BUDGET:-00:01:00:00}"   # ~8,000 iterations: two mode counts (every 4,000) and the final one
@@ -29,8 +31,8 @@ CACHE=outputs/.cache/metrics      # real-data statistics, shared with ganforge-e
 HERE=experiments/architectures_mnist5k
 METRICS='val/fid,val/kid_mean,val/precision,val/recall,val/density,val/coverage,perf/sec_per_iter,params/*'   # every report's columns
 R3=stylegan2_r3gan
-LANE1="${LANE1:-dcgan_mnist5k:1 dcgan_mnist5k:2 dcgan_mnist5k:3 sngan_mnist5k_arch:1 stylegan2_mnist5k:1 ${R3}_mnist5k:1 ${R3}_mnist5k:3 ${R3}_stacked_mnist_arch:2}"
-LANE2="${LANE2:-sngan_mnist5k_arch:2 sngan_mnist5k_arch:3 stylegan2_mnist5k:2 stylegan2_mnist5k:3 stylegan2_stacked_mnist_arch:1 ${R3}_mnist5k:2 ${R3}_stacked_mnist_arch:1}"
+LANE1="${LANE1:-dcgan_mnist5k:1 dcgan_mnist5k:2 dcgan_mnist5k:3 sngan_mnist5k_arch:1 stylegan2_mnist5k:1 stylegan2_tanh_mnist5k:1 stylegan2_tanh_mnist5k:3 ${R3}_mnist5k:1 ${R3}_mnist5k:3 ${R3}_stacked_mnist_arch:2}"
+LANE2="${LANE2:-sngan_mnist5k_arch:2 sngan_mnist5k_arch:3 stylegan2_mnist5k:2 stylegan2_mnist5k:3 stylegan2_tanh_mnist5k:2 stylegan2_stacked_mnist_arch:1 ${R3}_mnist5k:2 ${R3}_stacked_mnist_arch:1}"
 export OMP_NUM_THREADS=1
 
 run() {  # run <experiment> <seed>: one run, stopped by its budget
@@ -38,6 +40,7 @@ run() {  # run <experiment> <seed>: one run, stopped by its budget
   case "$1" in
     $R3*stacked*) stacked="$R3_STACKED" budget="$R3_STACKED_BUDGET" ;;
     $R3*) out="$R3_OUT" budget="$R3_BUDGET" ;;
+    stylegan2_tanh*) out="$TANH_OUT" ;;
   esac
   if [[ "${LANE:-}" == long ]]; then out="$LONG_OUT" stacked="$LONG_STACKED" budget="$LONG_BUDGET"; fi
   case "$1" in  # about 4-6 evaluations during the budget, plus the final one
@@ -88,5 +91,8 @@ cp "$OUT/report/samples_mosaic.png" "$HERE/samples_mosaic.png"
 $REPORT "$R3_OUT" out="$R3_OUT/report" \
   metrics="$METRICS"
 "$PYTHON" "$HERE/budget.py" "$R3_OUT" "$R3_STACKED"
+$REPORT "$TANH_OUT" out="$TANH_OUT/report" \
+  metrics="$METRICS"
+"$PYTHON" "$HERE/budget.py" "$TANH_OUT"
 truncation "$OUT" truncation.png
 
