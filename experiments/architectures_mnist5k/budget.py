@@ -45,9 +45,10 @@ def fmt(values: dict[str, str], key: str, digits: int = 3) -> str:
 
 
 def main(argv: list[str]) -> None:
-    root = Path(argv[0]) if argv else Path("outputs/architectures_mnist5k")
-    # the Stacked MNIST folder: the second argument; its default only when no argument is given
-    stacked = Path(argv[1]) if len(argv) > 1 else None if argv else Path("outputs/architectures_stacked_mnist")
+    if not argv:  # run.sh's own folders
+        argv = ["outputs/architectures_mnist5k", "outputs/architectures_stacked_mnist"]
+    root = Path(argv[0])
+    stacked = Path(argv[1]) if len(argv) > 1 else None
     print("| experiment | seed | iterations | batch | images seen | s/iteration | FID | recall | coverage |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, seed, steps, batch, v in runs(root):
