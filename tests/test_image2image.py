@@ -83,9 +83,11 @@ def test_cyclegan_trains_logs_label_accuracy_and_translates_from_its_checkpoint(
             "metrics=domain",  # FID/KID of the translations against held-out MNIST, by the digit classifier
             "metrics.names=[fid,kid]",
             "metrics.n_fake=32",
+            "loss.lambda_tv=0.5",  # the total variation prior on G(A), logged as train/tv
         ]
     )
     metrics = train(cfg)
+    assert np.isfinite(metrics["train/tv"])
     run = tmp_path / "run"
     logged = read_metrics(run)
     for key in ("train/g_loss", "train/d_loss", "train/cycle", "train/identity", "val/cycle_a", "val/fid"):
@@ -319,8 +321,16 @@ def test_residual_translators_start_as_the_identity_and_learn_a_change(make):
 
 
 def test_pix2pix_trains_and_logs_psnr_against_its_baseline(tiny_cfg, tmp_path):
-    metrics = train(tiny_cfg(["experiment=pix2pix_edges2photos", *PHOTOS]))
-    for key in ("val/psnr", "val/ssim", "val/psnr_identity", "val/ssim_identity", "train/l1", "train/g_adv"):
+    metrics = train(tiny_cfg(["experiment=pix2pix_edges2photos", *PHOTOS, "loss.lambda_tv=0.5"]))
+    for key in (
+        "val/psnr",
+        "val/ssim",
+        "val/psnr_identity",
+        "val/ssim_identity",
+        "train/l1",
+        "train/g_adv",
+        "train/tv",
+    ):
         assert np.isfinite(metrics[key]), key
     panel = np.asarray(Image.open(tmp_path / "run/panels/last.png"))
     assert panel.shape[1] == 3 * 34 + 2  # A | G(A) | target

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ganforge.losses.translation import TranslationObjective, cycle_loss, identity_loss, l1_loss
+from ganforge.losses.translation import (
+    TranslationObjective,
+    cycle_loss,
+    identity_loss,
+    l1_loss,
+    total_variation,
+)
 from ganforge.networks.patchgan import PatchDiscriminator, receptive_field
 from ganforge.networks.resnet_translator import ResnetTranslator
 from ganforge.networks.unet import UNetGenerator
@@ -40,7 +46,24 @@ def test_vanilla_objective_on_hand_checked_logits():
     assert obj.g_loss(torch.full((4,), 20.0)).item() < 1e-8
 
 
-@pytest.mark.parametrize("bad", [{"gan_mode": "wgan"}, {"lambda_cycle": -1.0}])
+def test_total_variation_on_hand_checked_values():
+    step = torch.tensor([[[[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]]]])  # 2 x 3, one vertical border of height 1
+    # vertical neighbours: 3 pairs, all equal -> 0; horizontal: 4 pairs, 2 of them differ by 1 -> 0.5
+    assert total_variation(step).item() == pytest.approx(0.5)
+    assert total_variation(torch.full((2, 3, 5, 5), 0.3)).item() == 0.0
+    edge = torch.zeros(1, 1, 5, 5)
+    edge[..., 4] = 1.0  # a rise of 1 in one step ...
+    ramp = torch.linspace(0, 1, 5).repeat(1, 1, 5, 1)  # ... or in four: an L1 penalty counts both alike
+    assert total_variation(edge).item() == pytest.approx(0.25) == total_variation(ramp).item()
+    obj, logs = TranslationObjective(lambda_tv=2.0), {}
+    assert obj.smoothness(step, logs).item() == pytest.approx(1.0) and logs[
+        "train/tv"
+    ].item() == pytest.approx(0.5)
+    logs = {}
+    assert TranslationObjective().smoothness(step, logs).item() == 0.0 and logs == {}
+
+
+@pytest.mark.parametrize("bad", [{"gan_mode": "wgan"}, {"lambda_cycle": -1.0}, {"lambda_tv": -0.1}])
 def test_objective_rejects_bad_settings(bad):
     with pytest.raises(ValueError, match="loss."):
         TranslationObjective(**bad)

@@ -42,10 +42,10 @@ class Pix2PixModule(TranslationScheme):
         self.toggle_optimizer(opt_g)
         g_adv = obj.g_loss(self.discriminator(fake_b, real_a))
         l1 = l1_loss(fake_b, real_b)
-        g_loss = g_adv + obj.lambda_l1 * l1
+        logs = {"train/g_adv": g_adv.detach(), "train/l1": l1.detach()}
+        g_loss = g_adv + obj.lambda_l1 * l1 + obj.smoothness(fake_b, logs)
         self.step_optimizer(opt_g, g_loss)
         self.untoggle_optimizer(opt_g)
         self.g_steps += 1
-        logs = {"train/g_adv": g_adv.detach(), "train/l1": l1.detach()}
         logs.update({"train/g_loss": g_loss.detach(), "train/d_loss": d_loss.detach()})
         return logs, real_a.shape[0]
