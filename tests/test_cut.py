@@ -238,9 +238,19 @@ def test_a_generator_without_encoder_features_is_refused():
 
 @pytest.mark.parametrize(("name", "columns"), [("cut", 4), ("fastcut", 3)])
 def test_cut_and_fastcut_train_and_translate_from_the_checkpoint(tiny_cfg, tmp_path, capsys, name, columns):
-    metrics = train(tiny_cfg([f"model={name}", f"loss={name}", *TINY_CUT, "loss.lambda_tv=0.5"]))
+    metrics = train(
+        tiny_cfg([f"model={name}", f"loss={name}", *TINY_CUT, "loss.lambda_tv=0.5", "loss.lambda_content=1"])
+    )
     run = tmp_path / "run"
-    for key in ("train/g_loss", "train/d_loss", "train/g_adv", "train/nce", "train/tv", "val/label_acc"):
+    for key in (
+        "train/g_loss",
+        "train/d_loss",
+        "train/g_adv",
+        "train/nce",
+        "train/tv",
+        "train/content",
+        "val/label_acc",
+    ):
         assert np.isfinite(metrics[key]), key
     assert ("train/nce_identity" in metrics) == (name == "cut")
     panel = np.asarray(Image.open(run / "panels/last.png"))

@@ -83,11 +83,12 @@ def test_cyclegan_trains_logs_label_accuracy_and_translates_from_its_checkpoint(
             "metrics=domain",  # FID/KID of the translations against held-out MNIST, by the digit classifier
             "metrics.names=[fid,kid]",
             "metrics.n_fake=32",
-            "loss.lambda_tv=0.5",  # the total variation prior on G(A), logged as train/tv
+            "loss.lambda_tv=0.5",  # the priors on G(A), logged as train/tv and train/content
+            "loss.lambda_content=1",
         ]
     )
     metrics = train(cfg)
-    assert np.isfinite(metrics["train/tv"])
+    assert np.isfinite(metrics["train/tv"]) and np.isfinite(metrics["train/content"])
     run = tmp_path / "run"
     logged = read_metrics(run)
     for key in ("train/g_loss", "train/d_loss", "train/cycle", "train/identity", "val/cycle_a", "val/fid"):
@@ -321,7 +322,9 @@ def test_residual_translators_start_as_the_identity_and_learn_a_change(make):
 
 
 def test_pix2pix_trains_and_logs_psnr_against_its_baseline(tiny_cfg, tmp_path):
-    metrics = train(tiny_cfg(["experiment=pix2pix_edges2photos", *PHOTOS, "loss.lambda_tv=0.5"]))
+    metrics = train(
+        tiny_cfg(["experiment=pix2pix_edges2photos", *PHOTOS, "loss.lambda_tv=0.5", "loss.lambda_content=1"])
+    )
     for key in (
         "val/psnr",
         "val/ssim",
@@ -330,6 +333,7 @@ def test_pix2pix_trains_and_logs_psnr_against_its_baseline(tiny_cfg, tmp_path):
         "train/l1",
         "train/g_adv",
         "train/tv",
+        "train/content",
     ):
         assert np.isfinite(metrics[key]), key
     panel = np.asarray(Image.open(tmp_path / "run/panels/last.png"))
