@@ -31,6 +31,7 @@ BENCHMARKS = {  # benchmark -> its methods, in the table's order
     "digits2ink": ["cyclegan", "cut", "fastcut", "pix2pix"],
     "digits2mnist": ["cyclegan", "cut", "fastcut"],
     "photo2painting": ["cyclegan", "cut", "fastcut"],
+    "photo2painting_tv": ["cyclegan", "cut", "fastcut"],  # the *_photo2painting_tv experiments
 }
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every row of experiments/translation_methods/README.md: each method on each benchmark, seeds 1-3
-# (photo2painting: seed 1), two runs side by side on one thread each, then the report. From the
-# repository root:
+# (photo2painting: seed 1; the *_photo2painting_tv rows: seeds 2 and 3 for CUT, 2 for the others),
+# two runs side by side on one thread each, then the report. From the repository root:
 #   nohup bash experiments/translation_methods/run.sh > outputs/translation_methods.log 2>&1 &
 # LANE=1 or LANE=2 runs one half only (e.g. on two machines); SEEDS=... changes the seeds.
 set -euo pipefail
@@ -21,6 +21,7 @@ lane1() {
   run cut_digits2mnist "$SEEDS"
   run fastcut_digits2mnist "$SEEDS"
   run cut_photo2painting 1
+  run cut_photo2painting_tv 2,3   # seeds 0 and 1 chose its settings
 }
 
 lane2() {
@@ -30,6 +31,8 @@ lane2() {
   run fastcut_digits2ink "$SEEDS"
   run cyclegan_photo2painting 1
   run fastcut_photo2painting 1
+  run cyclegan_photo2painting_tv 2
+  run fastcut_photo2painting_tv 2
 }
 
 case "${LANE:-both}" in
