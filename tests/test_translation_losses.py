@@ -56,14 +56,14 @@ def test_total_variation_on_hand_checked_values():
     ramp = torch.linspace(0, 1, 5).repeat(1, 1, 5, 1)  # ... or in four: an L1 penalty counts both alike
     assert total_variation(edge).item() == pytest.approx(0.25) == total_variation(ramp).item()
     obj, logs = TranslationObjective(lambda_tv=2.0), {}
-    assert obj.smoothness(step, step, logs).item() == pytest.approx(1.0)
+    assert obj.priors(step, step, logs).item() == pytest.approx(1.0)
     assert logs.keys() == {"train/tv"} and logs["train/tv"].item() == pytest.approx(0.5)
     # with the L1 fidelity to the input: 2 * 0.5 + 4 * mean |step - 0| (2 of 6 pixels at 1)
     obj, logs = TranslationObjective(lambda_tv=2.0, lambda_content=4.0), {}
-    assert obj.smoothness(torch.zeros_like(step), step, logs).item() == pytest.approx(1.0 + 4.0 / 3)
+    assert obj.priors(torch.zeros_like(step), step, logs).item() == pytest.approx(1.0 + 4.0 / 3)
     assert logs["train/content"].item() == pytest.approx(1 / 3)
     logs = {}
-    assert TranslationObjective().smoothness(step, step, logs).item() == 0.0 and logs == {}
+    assert TranslationObjective().priors(step, step, logs).item() == 0.0 and logs == {}
 
 
 @pytest.mark.parametrize(

@@ -91,7 +91,7 @@ class TranslationObjective:
             if getattr(self, name) < 0:
                 raise ValueError(f"loss.{name} must be >= 0; got {getattr(self, name)}")
 
-    def smoothness(
+    def priors(
         self, real_a: torch.Tensor, fake_b: torch.Tensor, logs: dict[str, torch.Tensor]
     ) -> torch.Tensor:
         """The priors on the A -> B translation: ``lambda_tv`` times its total variation (logged
@@ -104,7 +104,7 @@ class TranslationObjective:
             logs["train/tv"] = tv.detach()
             loss = loss + self.lambda_tv * tv
         if self.lambda_content > 0:
-            content = (fake_b - real_a).abs().mean()
+            content = l1_loss(fake_b, real_a)
             logs["train/content"] = content.detach()
             loss = loss + self.lambda_content * content
         return loss

@@ -151,7 +151,7 @@ class CUTModule(TranslationScheme):
                 logs["train/nce_identity"] = nce_idt.detach()
                 nce = 0.5 * (nce + nce_idt)
             g_loss = g_loss + obj.lambda_nce * nce
-        g_loss = g_loss + obj.smoothness(real_a, fake_b, logs)
+        g_loss = g_loss + obj.priors(real_a, fake_b, logs)
         self.step_optimizer(opt_g, g_loss)
         self.untoggle_optimizer(opt_g)
         self.g_steps += 1

@@ -130,7 +130,7 @@ class CycleGANModule(TranslationScheme):
             idt = identity_loss(real_b, g_ab(real_b)) + identity_loss(real_a, g_ba(real_a))
             g_loss = g_loss + obj.lambda_cycle * obj.lambda_identity * idt
             logs["train/identity"] = idt.detach()
-        g_loss = g_loss + obj.smoothness(real_a, fake_b, logs)
+        g_loss = g_loss + obj.priors(real_a, fake_b, logs)
         self.step_optimizer(opt_g, g_loss)
         self.untoggle_optimizer(opt_g)
         self.g_steps += 1

@@ -43,7 +43,7 @@ class Pix2PixModule(TranslationScheme):
         g_adv = obj.g_loss(self.discriminator(fake_b, real_a))
         l1 = l1_loss(fake_b, real_b)
         logs = {"train/g_adv": g_adv.detach(), "train/l1": l1.detach()}
-        g_loss = g_adv + obj.lambda_l1 * l1 + obj.smoothness(real_a, fake_b, logs)
+        g_loss = g_adv + obj.lambda_l1 * l1 + obj.priors(real_a, fake_b, logs)
         self.step_optimizer(opt_g, g_loss)
         self.untoggle_optimizer(opt_g)
         self.g_steps += 1
